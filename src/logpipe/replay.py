@@ -1,0 +1,32 @@
+"""`logpipe replay`: load what stopped or dead loggers left in the spool."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from logpipe import db, spool
+from logpipe.messages import EXIT_OK, say
+from logpipe.writer import Writer, WriterSettings
+
+
+def replay(settings: WriterSettings, make_parser: Callable[[str, str | None], Any]) -> int:
+    if not settings.spool_dir.is_dir():
+        say(f"no spool directory at {settings.spool_dir}; nothing to replay")
+        return EXIT_OK
+    writer = Writer(settings, make_parser)
+    status = writer.drain()
+    live = [n for n in spool.list_segments(settings.spool_dir)
+            if not spool.is_closed(settings.spool_dir / n)]
+    if status == EXIT_OK:
+        say(
+            f"replayed {writer.totals.rows} rows and {writer.totals.rejects} rejects "
+            f"from {settings.spool_dir}"
+            + (f"; {len(live)} segments belong to running loggers" if live else "")
+        )
+    else:
+        say(
+            f"stopped: {db.describe_dsn(settings.dsn)} is not usable (see above); "
+            f"{writer.totals.rows} rows loaded, the rest stays in the spool. Run replay again "
+            "once the database is back"
+        )
+    return status

@@ -1,0 +1,89 @@
+"""Starts the writer child, restarts it with backoff when it dies, stops it at the end."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+from logpipe.messages import EXIT_WRITER_CONFIG, say
+
+MAX_BACKOFF = 10.0
+STABLE_AFTER = 30.0  # a writer that ran this long resets the backoff
+
+
+class WriterSupervisor:
+    """The writer is a fresh `python -m logpipe _writer` process.
+
+    exec'ing a new interpreter (rather than a bare fork) means the child shares
+    no locks, file descriptors or signal state with the reader: stdin is
+    /dev/null, so it never competes with the reader for Apache's lines.
+    """
+
+    def __init__(self, writer_args: list[str], env: dict[str, str]) -> None:
+        self.command = [sys.executable, "-m", "logpipe", "_writer", *writer_args]
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.gave_up = False
+        self._started_at = 0.0
+        self._backoff = 0.1
+        self._next_start = 0.0
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            self.command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            env=self.env,
+            close_fds=True,
+        )
+        self._started_at = time.monotonic()
+
+    def check(self) -> None:
+        """Called from the read loop: restart a dead writer when its backoff has passed."""
+        if self.gave_up:
+            return
+        if self.proc is not None:
+            status = self.proc.poll()
+            if status is None:
+                return
+            self.proc = None
+            self._writer_died(status)
+            return
+        if time.monotonic() >= self._next_start:
+            self.start()
+
+    def stop(self, timeout: float) -> None:
+        """Ask the writer to load what is left, wait up to timeout, then kill it."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                say(
+                    f"the writer did not finish within {timeout:g} s; what it had not "
+                    f"loaded stays in the spool for the next logger or `logpipe replay`"
+                )
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def _writer_died(self, status: int) -> None:
+        if status == EXIT_WRITER_CONFIG:
+            self.gave_up = True
+            say(
+                "the writer cannot start because of a configuration error (see above); "
+                "lines are still kept in the spool. Fix it, then run `logpipe replay` "
+                "or restart Apache"
+            )
+            return
+        ran_for = time.monotonic() - self._started_at
+        if ran_for >= STABLE_AFTER:
+            self._backoff = 0.1
+        how = f"signal {-status}" if status < 0 else f"status {status}"
+        say(f"the writer exited ({how}); restarting it in {self._backoff:.1f} s")
+        self._next_start = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, MAX_BACKOFF)

@@ -1,0 +1,307 @@
+"""The writer: tails spool segments and loads them into PostgreSQL exactly once.
+
+Each transaction locks the segment's row in logpipe_progress, reads the
+segment from the committed offset, COPYs the lines and advances the offset,
+then commits. Rows and progress commit together, so a crash at any point
+neither loses nor repeats a line, and two writers on one spool directory
+never load the same bytes (the row lock is taken with SKIP LOCKED).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import psycopg2
+import psycopg2.extensions
+
+from logpipe import db, spool
+from logpipe.loader import CONNECTION_ERRORS, SetupError, first_line, load_lines
+from logpipe.messages import EXIT_FAILURE, EXIT_OK, say
+
+CLAIM_SQL = """
+INSERT INTO logpipe_progress (segment) VALUES (%s) ON CONFLICT (segment) DO NOTHING;
+SELECT byte_offset, finished FROM logpipe_progress WHERE segment = %s FOR UPDATE SKIP LOCKED
+"""
+ADVANCE_SQL = """
+UPDATE logpipe_progress
+   SET byte_offset = %s, lines = lines + %s, finished = %s, updated_at = now()
+ WHERE segment = %s
+"""
+FORGET_OLD_SQL = (
+    "DELETE FROM logpipe_progress WHERE finished AND updated_at < now() - interval '7 days'"
+)
+
+
+@dataclass
+class WriterSettings:
+    spool_dir: Path
+    dsn: str
+    flush_interval: float
+    batch_lines: int
+    batch_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass
+class SegmentMeta:
+    parser: Any
+    source: str | None
+    header_len: int
+
+
+@dataclass
+class Totals:
+    rows: int = 0
+    rejects: int = 0
+
+
+class Writer:
+    """Loads spool segments; `run()` until stopped, or `drain()` what is closed and return."""
+
+    def __init__(self, settings: WriterSettings, make_parser: Callable[[str, str | None], Any]):
+        self.settings = settings
+        self.make_parser = make_parser  # (format, source) -> parser; may raise FormatError
+        self._parsers: dict[tuple[str, str | None], Any] = {}
+        self._segments: dict[str, SegmentMeta] = {}
+        self._unreadable: set[str] = set()
+        self.totals = Totals()
+        self.stop_requested = False
+        self._conn: psycopg2.extensions.connection | None = None
+        self._outage_since: float | None = None
+        self._setup_problem: str | None = None
+        self._forgot_at = 0.0
+
+    # -- entry points ---------------------------------------------------------
+
+    def run(self, parent_pid: int | None = None) -> int:
+        """Load continuously; on SIGTERM or when the parent dies, drain and return."""
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        while not self.stop_requested:
+            if parent_pid is not None and os.getppid() != parent_pid:
+                break  # the reader is gone: its segments are closed now; load them and go
+            progressed = self._pass(include_live=True)
+            if progressed is None:
+                self._sleep(self._retry_delay())
+            elif not progressed:
+                self._sleep(self.settings.flush_interval)
+        return self.drain()
+
+    def drain(self) -> int:
+        """Load every closed segment (and what live ones hold), then return an exit status."""
+        while True:
+            progressed = self._pass(include_live=False)
+            if progressed is None:
+                return EXIT_FAILURE
+            if not progressed:
+                self.close()
+                return EXIT_OK
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+    # -- one pass over the spool ---------------------------------------------
+
+    def _pass(self, include_live: bool) -> bool | None:
+        """Load what is pending; True if anything moved, None if the database is unusable."""
+        conn = self._connection()
+        if conn is None:
+            return None
+        progressed = False
+        try:
+            for name in spool.list_segments(self.settings.spool_dir):
+                path = self.settings.spool_dir / name
+                closed = spool.is_closed(path)
+                if closed or include_live:
+                    progressed |= self._load_segment(conn, name, path, closed)
+            self._forget_old_progress(conn)
+        except CONNECTION_ERRORS as exc:
+            self._lost(exc)
+            return None
+        except SetupError as exc:
+            self._setup_failed(str(exc))
+            return None
+        except psycopg2.Error as exc:  # e.g. logpipe_progress missing: initdb not run
+            self._setup_failed(first_line(exc))
+            return None
+        if self._setup_problem is not None:
+            say("the database is usable again; loading the spooled lines")
+            self._setup_problem = None
+        return progressed
+
+    def _load_segment(
+        self, conn: psycopg2.extensions.connection, name: str, path: Path, closed: bool
+    ) -> bool:
+        progressed = False
+        while True:
+            if self.stop_requested and not closed:
+                return progressed  # stopping: leave live segments to their own logger
+            with conn.cursor() as cur:
+                cur.execute(CLAIM_SQL, (name, name))
+                claim = cur.fetchone()
+                if claim is None:  # another writer holds it right now
+                    conn.rollback()
+                    return progressed
+                offset, finished = claim
+                meta = None if finished else self._segment_meta(name, path, closed)
+                if meta is None:  # finished, or a live segment whose header is not written yet
+                    conn.rollback()
+                    if finished:
+                        self._forget_segment(name, path)
+                    return progressed
+                offset = max(offset, meta.header_len)
+                chunk, at_end = self._read_chunk(path, offset, closed)
+                if not chunk and not at_end:
+                    conn.rollback()
+                    return progressed
+                rows, rejects = load_lines(cur, meta.parser, chunk, meta.source)
+                cur.execute(
+                    ADVANCE_SQL, (offset + len(chunk), rows + rejects, at_end, name)
+                )
+            conn.commit()
+            self.totals.rows += rows
+            self.totals.rejects += rejects
+            progressed = True
+            if at_end:
+                self._forget_segment(name, path)
+                return progressed
+
+    def _segment_meta(self, name: str, path: Path, closed: bool) -> SegmentMeta | None:
+        meta = self._segments.get(name)
+        if meta is not None:
+            return meta
+        header = spool.read_header(path)
+        if header is None:
+            if not closed:
+                return None
+            # Closed without a header: not written by logpipe; read it as combined.
+            header = ({"format": "combined", "source": None}, 0)
+        info, header_len = header
+        log_format = str(info.get("format") or "combined")
+        source = info.get("source")
+        key = (log_format, source)
+        if key not in self._parsers:
+            try:
+                self._parsers[key] = self.make_parser(log_format, source)
+            except ValueError as exc:  # FormatError: a segment this version cannot read
+                if name not in self._unreadable:
+                    self._unreadable.add(name)
+                    say(f"skipping spool segment {path}: {exc}; it is kept as it is")
+                return None
+        meta = SegmentMeta(self._parsers[key], source, header_len)
+        self._segments[name] = meta
+        return meta
+
+    def _forget_segment(self, name: str, path: Path) -> None:
+        self._segments.pop(name, None)
+        _unlink(path)
+
+    def _read_chunk(self, path: Path, offset: int, closed: bool) -> tuple[bytes, bool]:
+        """Whole lines from offset, at most batch_lines / batch_bytes; at_end when all is read."""
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                data = f.read(self.settings.batch_bytes)
+                more = bool(f.read(1))
+        except FileNotFoundError:
+            return b"", False
+        cut = _nth_line_end(data, self.settings.batch_lines)
+        if cut is not None:
+            return data[:cut], False
+        if closed and not more:
+            return data, True  # a closed segment may end with a final unterminated line
+        end = data.rfind(b"\n") + 1
+        if end == 0 and len(data) >= self.settings.batch_bytes:
+            return data, False  # one line longer than a batch: it goes to rejects in pieces
+        return data[:end], False
+
+    # -- connection and outage handling ---------------------------------------
+
+    def _connection(self) -> psycopg2.extensions.connection | None:
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        try:
+            self._conn = db.connect(self.settings.dsn, "logpipe writer")
+        except psycopg2.OperationalError as exc:
+            self._lost(exc)
+            return None
+        if self._outage_since is not None:
+            took = time.monotonic() - self._outage_since
+            say(f"database reachable again after {took:.1f} s; loading the spooled lines")
+            self._outage_since = None
+        return self._conn
+
+    def _lost(self, exc: BaseException) -> None:
+        self.close()
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            say(
+                f"database unreachable ({first_line(exc)}); lines are kept in the spool "
+                f"{self.settings.spool_dir} and load automatically when it is back"
+            )
+
+    def _setup_failed(self, problem: str) -> None:
+        self.close()
+        if problem != self._setup_problem:
+            self._setup_problem = problem
+            say(
+                f"cannot load into the database: {problem}; lines are kept in the spool "
+                f"{self.settings.spool_dir}. If the tables are missing, run "
+                f"`logpipe initdb`; retrying every 5 s"
+            )
+
+    def _retry_delay(self) -> float:
+        if self._setup_problem is not None:
+            return 5.0
+        if self._outage_since is None:
+            return 0.5
+        down_for = time.monotonic() - self._outage_since
+        return min(0.5 + down_for / 10, 5.0)
+
+    def _forget_old_progress(self, conn: psycopg2.extensions.connection) -> None:
+        now = time.monotonic()
+        if now - self._forgot_at < 3600:
+            return
+        self._forgot_at = now
+        with conn.cursor() as cur:
+            cur.execute(FORGET_OLD_SQL)
+        conn.commit()
+
+    # -- signals --------------------------------------------------------------
+
+    def request_stop(self, signum: int, frame: object) -> None:
+        self.stop_requested = True
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stop_requested:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.05))
+
+
+def _nth_line_end(data: bytes, n: int) -> int | None:
+    """Offset just past the n-th newline in data, or None if there are fewer than n+1 lines."""
+    if data.count(b"\n") <= n:
+        return None
+    pos = -1
+    for _ in range(n):
+        pos = data.find(b"\n", pos + 1)
+    return pos + 1
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,269 @@
+"""The piped logger end to end: real processes, real signals, real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from conftest import (
+    Database,
+    combined_line,
+    loaded_paths,
+    start_logger,
+    wait_for,
+    writer_pids,
+)
+
+from logpipe import spool
+
+PREFIX = re.compile(rb"^logpipe\[\d+\]: ")
+
+
+def feed(proc: subprocess.Popen[bytes], lines: list[bytes], pause_every: int = 0,
+         pause: float = 0.0) -> None:
+    assert proc.stdin is not None
+    for n, line in enumerate(lines, 1):
+        proc.stdin.write(line)
+        if pause_every and n % pause_every == 0:
+            proc.stdin.flush()
+            time.sleep(pause)
+    proc.stdin.flush()
+
+
+def finish(proc: subprocess.Popen[bytes], timeout: float = 60) -> bytes:
+    """Close stdin (EOF, as Apache does) and return stderr after exit status 0."""
+    assert proc.stdin is not None
+    proc.stdin.close()
+    _, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err.decode(errors="replace")
+    for line in err.splitlines():
+        assert PREFIX.match(line), f"stderr line without the logpipe[PID]: prefix: {line!r}"
+    return err
+
+
+def assert_exactly_once(db: Database, lines: list[bytes]) -> None:
+    expected = Counter(re.search(rb'"GET (\S+?)\?', ln).group(1).decode() for ln in lines)
+    got = Counter(loaded_paths(db.dsn))
+    assert sum(got.values()) == len(lines), f"{sum(got.values())} rows for {len(lines)} lines"
+    assert got == expected
+
+
+def spooled_line_count(spool_dir: Path) -> int:
+    total = 0
+    for name in spool.list_segments(spool_dir):
+        data = (spool_dir / name).read_bytes()
+        header = spool.read_header(spool_dir / name)
+        total += data[header[1] if header else 0:].count(b"\n")
+    return total
+
+
+def test_lines_become_rows_and_spool_is_emptied(database: Database, tmp_path: Path) -> None:
+    lines = [combined_line(i) for i in range(2_000)]
+    proc = start_logger(database.dsn, tmp_path)
+    feed(proc, lines)
+    finish(proc)
+    assert_exactly_once(database, lines)
+    assert spool.list_segments(tmp_path) == []  # fully loaded segments are deleted
+
+
+def test_rows_are_visible_within_about_a_second(database: Database, tmp_path: Path) -> None:
+    proc = start_logger(database.dsn, tmp_path)
+    feed(proc, [combined_line(1)])
+    started = time.monotonic()
+    wait_for(lambda: database.rows() == 1, timeout=5, what="the row")
+    assert time.monotonic() - started < 2.0
+    finish(proc)
+
+
+def test_identical_lines_are_separate_rows(database: Database, tmp_path: Path) -> None:
+    line = combined_line(7)
+    proc = start_logger(database.dsn, tmp_path)
+    feed(proc, [line, line, line])
+    finish(proc)
+    assert database.rows() == 3
+
+
+def test_kill_9_writer_repeatedly_mid_stream(database: Database, tmp_path: Path) -> None:
+    lines = [combined_line(i) for i in range(60_000)]
+    proc = start_logger(database.dsn, tmp_path, "--batch-lines", "500")
+    feeder = threading.Thread(target=feed, args=(proc, lines, 2_000, 0.05))
+    feeder.start()
+    kills = 0
+    while feeder.is_alive() or kills < 5:
+        time.sleep(0.3)
+        for pid in writer_pids(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+            kills += 1
+    feeder.join()
+    err = finish(proc)
+    assert kills >= 5
+    assert b"the writer exited (signal 9); restarting it" in err
+    assert_exactly_once(database, lines)
+
+
+def test_kill_9_reader_then_next_logger_loads_everything(
+    database: Database, tmp_path: Path
+) -> None:
+    """Apache respawns a dead logger on the same pipe; what the dead one read is in the spool."""
+    read_end, write_end = os.pipe()
+    first = start_logger(database.dsn, tmp_path, stdin=read_end)
+    lines = [combined_line(i) for i in range(5_000)]
+    os.write(write_end, b"".join(lines[:2_500]))
+    wait_for(lambda: spooled_line_count(tmp_path) + database.rows() >= 2_500, what="spool")
+    first.kill()
+    first.wait()
+    second = start_logger(database.dsn, tmp_path, stdin=read_end)
+    os.close(read_end)
+    os.write(write_end, b"".join(lines[2_500:]))
+    os.close(write_end)
+    second.communicate(timeout=60)
+    assert second.returncode == 0
+    wait_for(lambda: database.rows() >= 5_000, what="all rows")
+    assert_exactly_once(database, lines)
+    wait_for(lambda: spool.list_segments(tmp_path) == [], what="empty spool")
+
+
+def test_database_blocked_mid_stream_recovers_without_a_restart(
+    database: Database, tmp_path: Path
+) -> None:
+    lines = [combined_line(i) for i in range(30_000)]
+    proc = start_logger(database.dsn, tmp_path)
+    feed(proc, lines[:10_000])
+    wait_for(lambda: database.rows() > 0, what="first rows")
+    database.block()
+    feed(proc, lines[10_000:20_000])
+    time.sleep(2)
+    database.unblock()
+    feed(proc, lines[20_000:])
+    wait_for(lambda: database.rows() == 30_000, timeout=60, what="all rows after the outage")
+    err = finish(proc)
+    assert err.count(b"database unreachable") == 1, err
+    assert err.count(b"database reachable again") == 1, err
+    assert_exactly_once(database, lines)
+
+
+def test_start_with_database_down(database: Database, tmp_path: Path) -> None:
+    database.block()
+    lines = [combined_line(i) for i in range(3_000)]
+    proc = start_logger(database.dsn, tmp_path)
+    feed(proc, lines)
+    wait_for(lambda: spooled_line_count(tmp_path) == 3_000, what="lines in the spool")
+    database.unblock()
+    wait_for(lambda: database.rows() == 3_000, timeout=30, what="rows after recovery")
+    finish(proc)
+    assert_exactly_once(database, lines)
+
+
+def test_reader_drains_stdin_at_full_speed_while_database_is_down(
+    database: Database, tmp_path: Path
+) -> None:
+    database.block()
+    lines = [combined_line(i) for i in range(200_000)]
+    proc = start_logger(database.dsn, tmp_path)
+    started = time.monotonic()
+    feed(proc, lines)  # blocks if the reader stops reading: the pipe holds only 64 KiB
+    fed_in = time.monotonic() - started
+    wait_for(lambda: spooled_line_count(tmp_path) == 200_000, timeout=10, what="spooled lines")
+    print(f"fed 200,000 lines in {fed_in:.2f} s with the database down")
+    database.unblock()
+    wait_for(lambda: database.rows() == 200_000, timeout=60, what="rows after recovery")
+    finish(proc)
+
+
+def test_sigterm_then_eof_mid_stream_loses_nothing(database: Database, tmp_path: Path) -> None:
+    """Apache's graceful restart: SIGTERM at once, lines keep coming, EOF later."""
+    lines = [combined_line(i) for i in range(20_000)]
+    proc = start_logger(database.dsn, tmp_path)
+    feed(proc, lines[:10_000])
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGHUP)  # prefork Apache sends this too on restart
+    time.sleep(0.5)
+    assert proc.poll() is None, "the logger must keep reading after SIGTERM"
+    feed(proc, lines[10_000:])
+    finish(proc)
+    assert_exactly_once(database, lines)
+
+
+def test_two_loggers_share_one_spool_directory(database: Database, tmp_path: Path) -> None:
+    """Old and new loggers overlap after a graceful restart."""
+    a_lines = [combined_line(i, "/a") for i in range(20_000)]
+    b_lines = [combined_line(i, "/b") for i in range(20_000)]
+    a = start_logger(database.dsn, tmp_path, "--batch-lines", "700")
+    b = start_logger(database.dsn, tmp_path, "--batch-lines", "700")
+    threads = [threading.Thread(target=feed, args=(p, ls, 1_000, 0.02))
+               for p, ls in ((a, a_lines), (b, b_lines))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    finish(a)
+    finish(b)
+    assert_exactly_once(database, a_lines + b_lines)
+
+
+def test_garbage_and_binary_input_never_crash(database: Database, tmp_path: Path) -> None:
+    rng = random.Random(1234)
+    good = [combined_line(i) for i in range(1_000)]
+    junk = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300))).replace(b"\n", b"")
+            + b"\n" for _ in range(500)]
+    junk += [b"\x00\x00\x00\n", b"\xff\xfe\xfd\n", b"\n", b"x" * 2_000_000 + b"\n"]
+    mixed = good + junk
+    rng.shuffle(mixed)
+    proc = start_logger(database.dsn, tmp_path)
+    feed(proc, mixed + [b"last line without newline"])
+    finish(proc)
+    assert database.rows() == 1_000
+    assert database.rejects() == len(junk) + 1
+    assert proc.returncode == 0
+
+
+def test_replay_loads_what_a_dead_logger_left(database: Database, tmp_path: Path) -> None:
+    database.block()
+    lines = [combined_line(i) for i in range(4_000)]
+    proc = start_logger(database.dsn, tmp_path, "--stop-timeout", "1")
+    feed(proc, lines)
+    finish(proc)  # the writer could not load anything: it all stays in the spool
+    assert spooled_line_count(tmp_path) == 4_000
+    database.unblock()
+    running = start_logger(database.dsn, tmp_path)  # replay is safe beside a running logger
+    feed(running, [combined_line(i, "/live") for i in range(10)])
+    replay = subprocess.run(
+        [sys.executable, "-m", "logpipe", "replay", "--dsn", database.dsn, "--spool-dir",
+         str(tmp_path)], check=False, capture_output=True, timeout=60,
+    )
+    assert replay.returncode == 0, replay.stderr
+    finish(running)
+    assert database.rows() == 4_010
+    assert_exactly_once(database, lines + [combined_line(i, "/live") for i in range(10)])
+
+
+def test_spool_full_drops_and_counts_but_keeps_reading(database: Database, tmp_path: Path) -> None:
+    database.block()
+    lines = [combined_line(i) for i in range(50_000)]
+    proc = start_logger(database.dsn, tmp_path, "--spool-max", "1M", "--stop-timeout", "1")
+    feed(proc, lines)  # would hang if the reader stopped reading
+    err = finish(proc)
+    assert b"cannot write to the spool" in err
+    match = re.search(rb"(\d+) lines \(\d+ bytes\) were dropped", err)
+    assert match, err
+    dropped = int(match.group(1))
+    assert dropped > 0
+    assert spooled_line_count(tmp_path) + dropped == 50_000
+
+
+def test_bad_format_is_a_usage_error(database: Database, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "logpipe", "--dsn", database.dsn, "--spool-dir", str(tmp_path),
+         "--format", "%h %Z %t"], check=False, input=b"", capture_output=True, timeout=30,
+    )
+    assert proc.returncode == 2
+    assert b"%Z" in proc.stderr
+    assert PREFIX.match(proc.stderr)
