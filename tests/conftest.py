@@ -60,10 +60,11 @@ class Database:
         admin_execute(f"CREATE DATABASE {self.name}")
 
     def initdb(self) -> None:
-        subprocess.run(
+        result = subprocess.run(
             [sys.executable, "-m", "logpipe", "initdb", "--dsn", self.dsn],
-            check=True, capture_output=True,
+            check=False, capture_output=True, text=True,
         )
+        assert result.returncode == 0, f"logpipe initdb failed: {result.stderr}"
 
     def block(self) -> None:
         """Refuse new connections and cut existing ones: the database is 'down'."""

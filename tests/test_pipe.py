@@ -40,9 +40,10 @@ def feed(proc: subprocess.Popen[bytes], lines: list[bytes], pause_every: int = 0
 
 def finish(proc: subprocess.Popen[bytes], timeout: float = 60) -> bytes:
     """Close stdin (EOF, as Apache does) and return stderr after exit status 0."""
-    assert proc.stdin is not None
+    assert proc.stdin is not None and proc.stderr is not None
     proc.stdin.close()
-    _, err = proc.communicate(timeout=timeout)
+    err = proc.stderr.read()
+    proc.wait(timeout=timeout)
     assert proc.returncode == 0, err.decode(errors="replace")
     for line in err.splitlines():
         assert PREFIX.match(line), f"stderr line without the logpipe[PID]: prefix: {line!r}"

@@ -203,7 +203,6 @@ def run_pipe(args: argparse.Namespace) -> int:
         "--spool-dir", str(spool_dir),
         "--flush-interval", str(args.flush_interval),
         "--batch-lines", str(args.batch_lines),
-        "--parent-pid", str(os.getpid()),
     ]  # fmt: skip
     return run_reader(
         spool_dir=spool_dir,
@@ -317,7 +316,7 @@ def build_subcommand_parser() -> argparse.ArgumentParser:
     add_spool_dir(s)
     s.add_argument("--flush-interval", type=float, default=config.DEFAULT_FLUSH_INTERVAL)
     s.add_argument("--batch-lines", type=int, default=config.DEFAULT_BATCH_LINES)
-    s.add_argument("--parent-pid", type=int)
+    s.add_argument("--lifeline", type=int, help="fd of the pipe whose EOF means stop")
     s.set_defaults(func=run_writer_child)
     return p
 
@@ -367,7 +366,7 @@ def run_writer_child(args: argparse.Namespace) -> int:
     except (ImportError, UsageError) as exc:
         say(f"writer: {exc}")
         return EXIT_WRITER_CONFIG
-    return writer.run(parent_pid=args.parent_pid)
+    return writer.run(lifeline=args.lifeline)
 
 
 def run_replay(args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import signal
+import os
 import subprocess
 import sys
 import time
@@ -29,16 +29,28 @@ class WriterSupervisor:
         self._started_at = 0.0
         self._backoff = 0.1
         self._next_start = 0.0
+        self._lifeline: int | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            self.command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            env=self.env,
-            close_fds=True,
-        )
+        # The lifeline: the writer stops when this pipe closes (at EOF, or if we die).
+        lifeline_read, self._lifeline = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [*self.command, "--lifeline", str(lifeline_read)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                env=self.env,
+                close_fds=True,
+                pass_fds=(lifeline_read,),
+            )
+        finally:
+            os.close(lifeline_read)
         self._started_at = time.monotonic()
+
+    def _cut_lifeline(self) -> None:
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
 
     def check(self) -> None:
         """Called from the read loop: restart a dead writer when its backoff has passed."""
@@ -49,19 +61,28 @@ class WriterSupervisor:
             if status is None:
                 return
             self.proc = None
+            self._cut_lifeline()
             self._writer_died(status)
             return
         if time.monotonic() >= self._next_start:
             self.start()
 
     def stop(self, timeout: float) -> None:
-        """Ask the writer to load what is left, wait up to timeout, then kill it."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        """Let a writer load what is left: wait up to timeout, then kill it.
+
+        A writer that is dead, dying or waiting out its backoff is started once
+        more: with its lifeline cut it loads what is closed and exits.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc is None or self.proc.poll() is not None:
+                if self.gave_up:
+                    return
+                self.start()
+            self._cut_lifeline()
+            assert self.proc is not None
             try:
-                self.proc.wait(timeout)
+                status = self.proc.wait(max(deadline - time.monotonic(), 0.0))
             except subprocess.TimeoutExpired:
                 say(
                     f"the writer did not finish within {timeout:g} s; what it had not "
@@ -69,7 +90,11 @@ class WriterSupervisor:
                 )
                 self.proc.kill()
                 self.proc.wait()
-        self.proc = None
+                self.proc = None
+                return
+            self.proc = None
+            if status >= 0 or time.monotonic() >= deadline:
+                return  # done, or it said why it could not (database down)
 
     def _writer_died(self, status: int) -> None:
         if status == EXIT_WRITER_CONFIG:

@@ -10,6 +10,7 @@ never load the same bytes (the row lock is taken with SKIP LOCKED).
 from __future__ import annotations
 
 import os
+import select
 import signal
 import time
 from dataclasses import dataclass
@@ -74,17 +75,27 @@ class Writer:
         self._outage_since: float | None = None
         self._setup_problem: str | None = None
         self._forgot_at = 0.0
+        self._lifeline: int | None = None
+        self._contended = False  # a pass skipped a segment another writer had locked
 
     # -- entry points ---------------------------------------------------------
 
-    def run(self, parent_pid: int | None = None) -> int:
-        """Load continuously; on SIGTERM or when the parent dies, drain and return."""
+    def run(self, lifeline: int | None = None) -> int:
+        """Load continuously until stopped, then drain what is closed and return.
+
+        Stops on SIGTERM/SIGINT, or when `lifeline` (the read end of a pipe whose
+        write end the reader holds) reaches EOF: the reader closed it at the end
+        of its input, or died. A pipe cannot be missed the way a signal sent
+        before the handler is installed can.
+        """
+        self._lifeline = lifeline
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        while not self.stop_requested:
-            if parent_pid is not None and os.getppid() != parent_pid:
-                break  # the reader is gone: its segments are closed now; load them and go
+        while True:
+            self._sleep(0)  # notices a closed lifeline without waiting
+            if self.stop_requested:
+                break
             progressed = self._pass(include_live=True)
             if progressed is None:
                 self._sleep(self._retry_delay())
@@ -93,14 +104,22 @@ class Writer:
         return self.drain()
 
     def drain(self) -> int:
-        """Load every closed segment (and what live ones hold), then return an exit status."""
+        """Load every closed segment, then return an exit status.
+
+        A closed segment whose progress row is locked is being loaded by another
+        writer, or was by one that just died and whose transaction the server
+        has yet to abort: wait for it rather than leave its lines behind.
+        """
         while True:
+            self._contended = False
             progressed = self._pass(include_live=False)
             if progressed is None:
                 return EXIT_FAILURE
-            if not progressed:
+            if not progressed and not self._contended:
                 self.close()
                 return EXIT_OK
+            if not progressed:
+                time.sleep(0.1)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -150,6 +169,7 @@ class Writer:
                 claim = cur.fetchone()
                 if claim is None:  # another writer holds it right now
                     conn.rollback()
+                    self._contended = True
                     return progressed
                 offset, finished = claim
                 meta = None if finished else self._segment_meta(name, path, closed)
@@ -282,12 +302,20 @@ class Writer:
         self.stop_requested = True
 
     def _sleep(self, seconds: float) -> None:
+        """Wait, returning early when asked to stop."""
         deadline = time.monotonic() + seconds
         while not self.stop_requested:
-            left = deadline - time.monotonic()
-            if left <= 0:
+            left = max(deadline - time.monotonic(), 0.0)
+            if self._lifeline is None:
+                if left <= 0:
+                    return
+                time.sleep(min(left, 0.05))
+                continue
+            ready, _, _ = select.select([self._lifeline], [], [], left)
+            if ready and not os.read(self._lifeline, 512):
+                self.stop_requested = True
+            if left <= 0 or not ready:
                 return
-            time.sleep(min(left, 0.05))
 
 
 def _nth_line_end(data: bytes, n: int) -> int | None:

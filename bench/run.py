@@ -1,0 +1,495 @@
+#!/usr/bin/env python3
+"""logpipe beside the alternatives and the limit, on one set of generated lines.
+
+    python3 bench/run.py [--lines 1000000] [--json results.json] [--skip apache]
+
+Needs a local PostgreSQL (trust auth, `dbname=postgres` reachable) and, for the
+Apache section, Debian's apache2 and wrk. Prints one table; every database it
+creates is dropped at the end.
+
+Sections (see README "Performance"):
+  ingest   lines/s of `python -m logpipe < file` until every row is committed,
+           beside a COPY of the same rows already parsed (the limit),
+           apache-log-parser + INSERT/commit per line (on a sample, scaled) and
+           apache-log-parser + batched inserts
+  cpu      user+sys µs per line of all logpipe processes, and of the PostgreSQL
+           backend that loaded the rows
+  apache   requests/s of a private Apache logging to a file vs piping to logpipe
+  backlog  peak RSS of each logpipe process while lines arrive with the database
+           refusing connections, then the time to drain once it is back
+  latency  at 100 lines/s, time from the write on stdin to the row being visible
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg2
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from logpipe.columns import ACCESS_LOG_COLUMNS  # noqa: E402
+from logpipe.logformat import compile_format  # noqa: E402
+
+ADMIN_DSN = "dbname=postgres"
+MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+OFFSETS = ["+0000", "+0100", "-0500", "+0530", "-0330", "+0545", "+0900", "-0800", "+1245"]
+AGENTS = [
+    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+    "curl/8.5.0",
+    "python-requests/2.32.3",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.5 Safari/605.1.15",
+]
+
+
+# -- data -------------------------------------------------------------------------
+
+
+def generate_lines(count: int, seed: int = 42) -> bytes:
+    """Unique combined lines: varied hosts, offsets, paths, referers, agents."""
+    rng = random.Random(seed)
+    out = []
+    base = datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp()
+    for i in range(count):
+        t = time.gmtime(base + i * 0.5)
+        stamp = (f"{t.tm_mday:02d}/{MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
+                 f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} {rng.choice(OFFSETS)}")
+        path = f"/blog/{rng.randrange(5000)}/post-{i}"
+        if rng.random() < 0.3:
+            path += f"?utm_source=feed&id={rng.randrange(10**6)}"
+        referer = rng.choice(["-", f"https://www.example.com/blog/{rng.randrange(5000)}/",
+                              f"https://search.example.net/?q=term{rng.randrange(20000)}"])
+        agent = rng.choice(AGENTS) + f" build/{rng.randrange(400)}"
+        status = rng.choice([200] * 8 + [304, 404])
+        out.append(
+            f'198.51.{rng.randrange(256)}.{rng.randrange(256)} - - [{stamp}] '
+            f'"GET {path} HTTP/1.1" {status} {rng.randrange(100_000)} '
+            f'"{referer}" "{agent}"\n'
+        )
+    return "".join(out).encode()
+
+
+class ThrowawayDatabase:
+    def __init__(self) -> None:
+        self.name = f"logpipe_bench_{uuid.uuid4().hex[:10]}"
+        self.dsn = f"dbname={self.name}"
+        admin(f"CREATE DATABASE {self.name}")
+        subprocess.run([sys.executable, "-m", "logpipe", "initdb", "--dsn", self.dsn],
+                       check=True, capture_output=True)
+
+    def scalar(self, sql: str) -> object:
+        conn = psycopg2.connect(self.dsn)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                return cur.fetchone()[0]
+        finally:
+            conn.close()
+
+    def truncate(self) -> None:
+        conn = psycopg2.connect(self.dsn)
+        with conn, conn.cursor() as cur:
+            cur.execute("TRUNCATE access_log, access_log_rejects, logpipe_progress")
+        conn.close()
+
+    def allow(self, allowed: bool) -> None:
+        admin(f"ALTER DATABASE {self.name} ALLOW_CONNECTIONS {str(allowed).lower()}")
+        if not allowed:
+            admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                  f"WHERE datname = '{self.name}'")
+
+    def drop(self) -> None:
+        admin(f"ALTER DATABASE {self.name} ALLOW_CONNECTIONS true")
+        admin(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+
+def admin(sql: str) -> None:
+    conn = psycopg2.connect(ADMIN_DSN)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(sql)
+    conn.close()
+
+
+# -- process accounting -------------------------------------------------------------
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+class BackendSampler(threading.Thread):
+    """Samples the CPU time of the writer's PostgreSQL backend(s) while they live."""
+
+    def __init__(self, db: ThrowawayDatabase) -> None:
+        super().__init__(daemon=True)
+        self.db = db
+        self.last: dict[int, float] = {}
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        conn = psycopg2.connect(ADMIN_DSN)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            while not self.done.is_set():
+                cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s "
+                            "AND application_name = 'logpipe writer'", (self.db.name,))
+                for (pid,) in cur.fetchall():
+                    try:
+                        self.last[pid] = proc_cpu_seconds(pid)
+                    except FileNotFoundError:
+                        pass
+                time.sleep(0.05)
+        conn.close()
+
+    def total(self) -> float:
+        self.done.set()
+        self.join()
+        return sum(self.last.values())
+
+
+# -- sections -------------------------------------------------------------------------
+
+
+def run_logger(db: ThrowawayDatabase, data_path: Path, spool: Path) -> dict[str, float]:
+    """Pipe the file through logpipe; return wall time and CPU of all its processes."""
+    sampler = BackendSampler(db)
+    sampler.start()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    with open(data_path, "rb") as stdin:
+        proc = subprocess.run(
+            [sys.executable, "-m", "logpipe", "--dsn", db.dsn, "--spool-dir", str(spool),
+             "--stop-timeout", "3600"], stdin=stdin, capture_output=True, check=False)
+    elapsed = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    backend = sampler.total()
+    if proc.returncode != 0:
+        raise SystemExit(f"logpipe failed: {proc.stderr.decode()}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"seconds": elapsed, "cpu": cpu, "backend_cpu": backend}
+
+
+def copy_limit(db: ThrowawayDatabase, data: bytes) -> dict[str, float]:
+    parser = compile_format("combined", source="bench")
+    copy_data = "".join(parser.parse(chunk).copy_data for chunk in chunks(data))
+    conn = psycopg2.connect(db.dsn)
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        backend = cur.fetchone()[0]
+        cpu_before = proc_cpu_seconds(backend)
+        started = time.monotonic()
+        cur.copy_expert(f"COPY access_log ({', '.join(ACCESS_LOG_COLUMNS)}) FROM STDIN",
+                        io.StringIO(copy_data))
+        conn.commit()
+        elapsed = time.monotonic() - started
+        cpu = proc_cpu_seconds(backend) - cpu_before
+    conn.close()
+    return {"seconds": elapsed, "backend_cpu": cpu}
+
+
+def chunks(data: bytes, size: int = 4 << 20):  # noqa: ANN201
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start + size)
+        end = len(data) if end < 0 else end + 1
+        yield data[start:end]
+        start = end
+
+
+ALP_SQL = ("INSERT INTO access_log (time, remote_host, method, path, query, protocol, status, "
+           "bytes, referer, user_agent) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
+
+
+def alp_rows(lines: list[bytes]) -> list[tuple]:
+    import apache_log_parser
+
+    parse = apache_log_parser.make_parser(
+        '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"')
+    rows = []
+    for line in lines:
+        v = parse(line.decode())
+        size = v["response_bytes_clf"]
+        rows.append((v["time_received_tz_isoformat"], v["remote_host"], v["request_method"],
+                     v["request_url_path"], v["request_url_query"] or None,
+                     v["request_http_ver"], int(v["status"]), 0 if size == "-" else int(size),
+                     v["request_header_referer"], v["request_header_user_agent"]))
+    return rows
+
+
+def alp_insert_per_line(db: ThrowawayDatabase, lines: list[bytes]) -> float:
+    """The approach of a classic script: parse, INSERT and commit, one line at a time."""
+    conn = psycopg2.connect(db.dsn)
+    started = time.monotonic()
+    with conn.cursor() as cur:
+        for line in lines:
+            cur.execute(ALP_SQL, alp_rows([line])[0])
+            conn.commit()
+    elapsed = time.monotonic() - started
+    conn.close()
+    return elapsed
+
+
+def alp_batched(db: ThrowawayDatabase, lines: list[bytes]) -> float:
+    from psycopg2.extras import execute_values
+
+    conn = psycopg2.connect(db.dsn)
+    started = time.monotonic()
+    with conn.cursor() as cur:
+        for i in range(0, len(lines), 1000):
+            execute_values(cur, ALP_SQL.replace("(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                                                "%s"), alp_rows(lines[i:i + 1000]))
+            conn.commit()
+    elapsed = time.monotonic() - started
+    conn.close()
+    return elapsed
+
+
+def backlog(db: ThrowawayDatabase, data_path: Path, spool: Path) -> dict[str, float]:
+    db.allow(False)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "logpipe", "--dsn", db.dsn, "--spool-dir", str(spool),
+         "--stop-timeout", "3600"], stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    peaks: dict[str, float] = {}
+
+    def sample() -> None:
+        for pid, role in [(proc.pid, "reader")] + [(c, "writer") for c in children_of(proc.pid)]:
+            try:
+                peaks[role] = max(peaks.get(role, 0.0), proc_peak_rss_mb(pid))
+            except FileNotFoundError:
+                pass
+
+    assert proc.stdin is not None
+    with open(data_path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            proc.stdin.write(block)
+            sample()
+    proc.stdin.flush()
+    time.sleep(1.0)
+    sample()
+    started = time.monotonic()
+    db.allow(True)
+    total = data_path.read_bytes().count(b"\n")
+    while int(db.scalar("SELECT count(*) FROM access_log")) < total:  # type: ignore[arg-type]
+        sample()
+        time.sleep(0.05)
+    drain = time.monotonic() - started
+    sample()
+    proc.stdin.close()
+    proc.wait()
+    return {"reader_rss_mb": peaks.get("reader", 0.0), "writer_rss_mb": peaks.get("writer", 0.0),
+            "drain_seconds": drain, "lines": total}
+
+
+def latency(db: ThrowawayDatabase, spool: Path, seconds: float = 20.0,
+            rate: float = 100.0) -> dict[str, float]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "logpipe", "--dsn", db.dsn, "--spool-dir", str(spool)],
+        stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdin is not None
+    written: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    stop = threading.Event()
+
+    def watch() -> None:
+        conn = psycopg2.connect(db.dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            while not stop.is_set() or len(seen) < len(written):
+                cur.execute("SELECT path FROM access_log WHERE path LIKE '/lat/%'")
+                now = time.monotonic()
+                for (path,) in cur.fetchall():
+                    seen.setdefault(path, now)
+                time.sleep(0.01)
+        conn.close()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    count = int(seconds * rate)
+    start = time.monotonic()
+    for i in range(count):
+        target = start + i / rate
+        time.sleep(max(0.0, target - time.monotonic()))
+        path = f"/lat/{i}"
+        proc.stdin.write(
+            f'192.0.2.1 - - [22/Nov/2026:10:00:00 +0000] "GET {path} HTTP/1.1" 200 1 "-" "b"\n'
+            .encode())
+        proc.stdin.flush()
+        written[path] = time.monotonic()
+    stop.set()
+    watcher.join(timeout=60)
+    proc.stdin.close()
+    proc.wait()
+    delays = sorted(seen[p] - written[p] for p in written if p in seen)
+    return {"p50": delays[len(delays) // 2], "p99": delays[int(len(delays) * 0.99) - 1],
+            "max": delays[-1], "samples": len(delays)}
+
+
+def apache_impact(runs: int, seconds: int) -> dict[str, float]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from apache_fixture import bench_requests_per_second  # type: ignore[import-not-found]
+
+    db = ThrowawayDatabase()
+    try:
+        file_rates, pipe_rates = [], []
+        for _ in range(runs):
+            file_rates.append(bench_requests_per_second(None, seconds))
+            pipe_rates.append(bench_requests_per_second(db.dsn, seconds))
+    finally:
+        db.drop()
+    f, p = statistics.median(file_rates), statistics.median(pipe_rates)
+    return {"file_rps": f, "pipe_rps": p, "ratio": p / f, "runs": runs}
+
+
+# -- main -------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lines", type=int, default=1_000_000, help="generated lines (1,000,000)")
+    ap.add_argument("--sample", type=int, default=5_000,
+                    help="lines for the INSERT-per-line approach, scaled (5,000)")
+    ap.add_argument("--json", type=Path, help="also write the results as JSON here")
+    ap.add_argument("--skip", action="append", default=[],
+                    choices=["ingest", "apache", "backlog", "latency"],
+                    help="leave a section out (repeatable)")
+    ap.add_argument("--apache-runs", type=int, default=3, help="alternated runs (3)")
+    ap.add_argument("--apache-seconds", type=int, default=8, help="seconds per run (8)")
+    args = ap.parse_args()
+
+    results: dict[str, object] = {
+        "date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(), "cpu": cpu_model(),
+        "python": platform.python_version(), "lines": args.lines,
+    }
+    rows: list[tuple[str, str, str]] = []
+    work = Path(tempfile.mkdtemp(prefix="logpipe-bench-"))
+    data = generate_lines(args.lines)
+    data_path = work / "access.log"
+    data_path.write_bytes(data)
+    lines = data.splitlines(keepends=True)
+    db = ThrowawayDatabase()
+    try:
+        if "ingest" not in args.skip:
+            run = run_logger(db, data_path, work / "spool-ingest")
+            assert int(db.scalar("SELECT count(*) FROM access_log")) == args.lines  # type: ignore[arg-type]
+            db.truncate()
+            limit = copy_limit(db, data)
+            db.truncate()
+            per_line = alp_insert_per_line(db, lines[: args.sample]) / args.sample
+            db.truncate()
+            batched_n = min(len(lines), 50_000)
+            batched = alp_batched(db, lines[:batched_n]) / batched_n
+            db.truncate()
+            lps = args.lines / run["seconds"]
+            limit_lps = args.lines / limit["seconds"]
+            results["ingest"] = {
+                "logpipe_lines_per_s": lps, "copy_limit_lines_per_s": limit_lps,
+                "alp_insert_per_line_lines_per_s": 1 / per_line,
+                "alp_batched_lines_per_s": 1 / batched,
+                "logpipe_cpu_us_per_line": run["cpu"] / args.lines * 1e6,
+                "backend_cpu_us_per_line": run["backend_cpu"] / args.lines * 1e6,
+                "copy_limit_backend_cpu_us_per_line": limit["backend_cpu"] / args.lines * 1e6,
+            }
+            r = results["ingest"]
+            rows += [
+                ("ingest", "logpipe (python -m logpipe < file, until committed)",
+                 f"{lps:,.0f} lines/s  ({lps / limit_lps:.2f} of the COPY limit)"),
+                ("ingest", "limit: one COPY of the rows already parsed", f"{limit_lps:,.0f} lines/s"),
+                ("ingest", f"apache-log-parser + INSERT/commit per line ({args.sample:,} lines)",
+                 f"{1 / per_line:,.0f} lines/s"),
+                ("ingest", f"apache-log-parser + batched INSERT ({batched_n:,} lines)",
+                 f"{1 / batched:,.0f} lines/s"),
+                ("cpu", "all logpipe processes, user+sys",
+                 f"{r['logpipe_cpu_us_per_line']:.2f} µs/line"),
+                ("cpu", "PostgreSQL backend loading logpipe's rows",
+                 f"{r['backend_cpu_us_per_line']:.2f} µs/line"),
+                ("cpu", "PostgreSQL backend, COPY limit",
+                 f"{r['copy_limit_backend_cpu_us_per_line']:.2f} µs/line"),
+            ]
+        if "apache" not in args.skip:
+            a = apache_impact(args.apache_runs, args.apache_seconds)
+            results["apache"] = a
+            rows += [("apache", "requests/s, CustomLog to a plain file", f"{a['file_rps']:,.0f}"),
+                     ("apache", "requests/s, CustomLog piped to logpipe", f"{a['pipe_rps']:,.0f}"),
+                     ("apache", f"ratio (median of {a['runs']} alternated runs)",
+                      f"{a['ratio']:.2f}")]
+        if "backlog" not in args.skip:
+            b = backlog(db, data_path, work / "spool-backlog")
+            results["backlog"] = b
+            rows += [("backlog", f"peak RSS, reader ({b['lines']:,} lines, database down)",
+                      f"{b['reader_rss_mb']:.1f} MB"),
+                     ("backlog", "peak RSS, writer", f"{b['writer_rss_mb']:.1f} MB"),
+                     ("backlog", "time to drain once the database is back",
+                      f"{b['drain_seconds']:.1f} s ({b['lines'] / b['drain_seconds']:,.0f} "
+                      "lines/s)")]
+            db.truncate()
+        if "latency" not in args.skip:
+            lat = latency(db, work / "spool-latency")
+            results["latency"] = lat
+            rows += [("latency", f"write to visible, 100 lines/s ({lat['samples']} lines) p50",
+                      f"{lat['p50'] * 1000:.0f} ms"),
+                     ("latency", "p99", f"{lat['p99'] * 1000:.0f} ms"),
+                     ("latency", "max", f"{lat['max'] * 1000:.0f} ms")]
+    finally:
+        db.drop()
+        subprocess.run(["rm", "-rf", str(work)], check=False)
+
+    print(f"logpipe bench, {results['date']}, {results['cores']} cores, {results['cpu']}, "
+          f"Python {results['python']}, {args.lines:,} lines")
+    width = max(len(r[1]) for r in rows) if rows else 10
+    print(f"{'section':8}  {'measure':{width}}  result")
+    for section, measure, value in rows:
+        print(f"{section:8}  {measure:{width}}  {value}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
