@@ -173,8 +173,18 @@ def test_every_command_and_option_has_help_text() -> None:
         assert result.returncode == 0 and "usage: logpipe" in result.stdout
 
 
+def signal_dispositions(pid: int) -> tuple[bool, bool]:
+    """(SIGHUP ignored, SIGTERM caught) for a process, from /proc."""
+    status = dict(line.split(":", 1) for line in
+                  Path(f"/proc/{pid}/status").read_text().splitlines())
+    ignored, caught = int(status["SigIgn"], 16), int(status["SigCgt"], 16)
+    return (bool(ignored & 1 << (signal.SIGHUP - 1)), bool(caught & 1 << (signal.SIGTERM - 1)))
+
+
 def test_sighup_is_ignored_and_sigterm_waits_for_eof(database: Database, tmp_path: Path) -> None:
     proc = start_logger(database.dsn, tmp_path)
+    wait_for(lambda: signal_dispositions(proc.pid) == (True, True), timeout=10,
+             what="the logger's signal handlers")
     proc.send_signal(signal.SIGHUP)
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.5)

@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         parser = build_subcommand_parser()
     else:
+        from logpipe.reader import hold_signals
+
+        hold_signals()  # at once: Apache may signal a logger it has only just started
         parser = build_pipe_parser()
     args = parser.parse_args(argv)
     try:

@@ -19,6 +19,17 @@ from logpipe.supervisor import WriterSupervisor
 READ_SIZE = 1024 * 1024  # larger than the pipe buffer: one read takes all that is waiting
 
 
+def _keep_reading(signum: int, frame: object) -> None:
+    """SIGTERM/SIGINT: Apache's children still write after it; EOF is what ends us."""
+
+
+def hold_signals() -> None:
+    """Ignore SIGHUP (prefork Apache sends it on restart); catch SIGTERM and SIGINT."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _keep_reading)
+    signal.signal(signal.SIGINT, _keep_reading)
+
+
 def run_reader(
     spool_dir: Path,
     header: bytes,
@@ -28,10 +39,7 @@ def run_reader(
     stop_timeout: float,
     stdin_fd: int = 0,
 ) -> int:
-    terminating = []
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # prefork Apache sends it on restart
-    signal.signal(signal.SIGTERM, lambda signum, frame: terminating.append(signum))
-    signal.signal(signal.SIGINT, lambda signum, frame: terminating.append(signum))
+    hold_signals()
     remove_stale_temporaries(spool_dir)
     appender = SpoolAppender(spool_dir, header, segment_bytes, spool_max)
     supervisor.start()
