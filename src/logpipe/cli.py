@@ -227,10 +227,12 @@ def check_dsn(dsn: str) -> None:
 
 
 def make_parser_factory() -> Callable[[str, str | None], object]:
+    """Parsers that also mark bots (is_bot), caching the answer per user agent."""
+    from logpipe.agents import classify_agent
     from logpipe.logformat import compile_format
 
     def make(log_format: str, source: str | None) -> object:
-        return compile_format(log_format, source=source)
+        return compile_format(log_format, source=source, classify_agent=classify_agent)
 
     return make
 
