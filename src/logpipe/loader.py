@@ -39,6 +39,15 @@ class _Parser(Protocol):
     def parse(self, data: bytes) -> _Batch: ...
 
 
+COPY_READ_SIZE = 256 * 1024
+
+
+def copy_stream(text: str) -> io.BytesIO:
+    """COPY input as bytes: BytesIO shares the encoded buffer, where StringIO would
+    hold 4 bytes per character."""
+    return io.BytesIO(text.encode("utf-8"))
+
+
 def _copy_text(value: str) -> str:
     return (
         value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
@@ -52,7 +61,7 @@ def copy_rejects(
         return
     src = "\\N" if source is None else _copy_text(source)
     text = "".join(f"{src}\t{_copy_text(reason)}\t\\\\x{raw.hex()}\n" for raw, reason in rejects)
-    cur.copy_expert(COPY_REJECTS_SQL, io.StringIO(text))
+    cur.copy_expert(COPY_REJECTS_SQL, copy_stream(text))
 
 
 def load_lines(
@@ -75,7 +84,7 @@ def _copy_rows_guarded(cur: psycopg2.extensions.cursor, copy_data: str) -> None:
         return
     cur.execute("SAVEPOINT logpipe_copy")
     try:
-        cur.copy_expert(COPY_ROWS_SQL, io.StringIO(copy_data))
+        cur.copy_expert(COPY_ROWS_SQL, copy_stream(copy_data), size=COPY_READ_SIZE)
     except CONNECTION_ERRORS:
         raise
     except DATA_ERRORS:

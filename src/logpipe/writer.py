@@ -44,7 +44,7 @@ class WriterSettings:
     dsn: str
     flush_interval: float
     batch_lines: int
-    batch_bytes: int = 16 * 1024 * 1024
+    batch_bytes: int = 4 * 1024 * 1024  # bounds the writer's memory
 
 
 @dataclass
