@@ -38,6 +38,16 @@ def query(dsn: str, sql: str, params: tuple = ()) -> list[tuple]:
         conn.close()
 
 
+def execute(dsn: str, sql: str) -> None:
+    """Run a statement and commit it."""
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
 def scalar(dsn: str, sql: str, params: tuple = ()) -> object:
     return query(dsn, sql, params)[0][0]
 

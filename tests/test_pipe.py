@@ -16,7 +16,9 @@ from pathlib import Path
 from conftest import (
     Database,
     combined_line,
+    execute,
     loaded_paths,
+    query,
     start_logger,
     wait_for,
     writer_pids,
@@ -46,7 +48,7 @@ def finish(proc: subprocess.Popen[bytes], timeout: float = 60) -> bytes:
     proc.wait(timeout=timeout)
     assert proc.returncode == 0, err.decode(errors="replace")
     for line in err.splitlines():
-        assert PREFIX.match(line), f"stderr line without the logpipe[PID]: prefix: {line!r}"
+        assert PREFIX.match(line), f"stderr line without the logpipe[PID]: prefix: {line!r} in {err!r}"
     return err
 
 
@@ -268,3 +270,22 @@ def test_bad_format_is_a_usage_error(database: Database, tmp_path: Path) -> None
     assert proc.returncode == 2
     assert b"%Z" in proc.stderr
     assert PREFIX.match(proc.stderr)
+
+
+def test_rows_postgresql_refuses_become_rejects_without_stalling(
+    database: Database, tmp_path: Path
+) -> None:
+    """Half of a big batch refused by the database: the rest loads, nothing loops."""
+    execute(database.dsn,
+            "ALTER TABLE access_log ADD CONSTRAINT no_odd CHECK (path NOT LIKE '/odd/%')")
+    lines = [combined_line(i, "/odd" if i % 2 else "/even") for i in range(20_000)]
+    proc = start_logger(database.dsn, tmp_path, "--stop-timeout", "120")
+    feed(proc, lines)
+    err = finish(proc)
+    assert b"database unreachable" not in err
+    assert database.rows() == 10_000
+    assert database.rejects() == 10_000
+    reasons = query(database.dsn, "SELECT DISTINCT reason FROM access_log_rejects")
+    assert len(reasons) == 1 and reasons[0][0].startswith("PostgreSQL refused the row: ")
+    assert query(database.dsn, "SELECT count(*) FROM access_log WHERE path LIKE '/odd/%'") == [
+        (0,)]

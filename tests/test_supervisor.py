@@ -44,3 +44,17 @@ def test_crashing_writer_is_restarted_with_growing_backoff(capfd) -> None:
               __import__("re").findall(r"restarting it in ([\d.]+) s", err)]
     assert len(delays) >= 3
     assert delays[:4] == sorted(delays[:4]) and delays[1] > delays[0]
+
+
+def test_writer_that_cannot_be_started_is_reported_and_retried(capfd) -> None:
+    """E.g. --user names a user who cannot run this interpreter: the reader goes on."""
+    sup = supervisor_running("")
+    sup.command = ["/nonexistent/python3"]
+    sup.start()
+    assert sup.proc is None
+    for _ in range(5):
+        sup.check()
+    sup.stop(1)  # returns at once: there is no writer to wait for
+    err = capfd.readouterr().err
+    assert err.count("cannot start the writer") == 1
+    assert "lines are kept in the spool" in err

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from logpipe import config
+from logpipe import SUBCOMMANDS, config
 from logpipe.messages import EXIT_USAGE, EXIT_WRITER_CONFIG, UsageError, say
 
 PIPE_DESCRIPTION = """\
@@ -32,7 +32,6 @@ unusable spool directory). SIGHUP is ignored.
 if TYPE_CHECKING:
     from logpipe.writer import WriterSettings
 
-SUBCOMMANDS = ("initdb", "load", "replay", "drain", "status", "report", "_writer")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,8 +3,9 @@
 Error classes decide what happens (psycopg2's own split):
 - OperationalError / InterfaceError: the connection is gone. Raised to the
   caller, which keeps the lines in the spool and retries later.
-- DataError / IntegrityError: this data is bad. The batch is bisected down to
-  the lines PostgreSQL refuses, and those become rejects; never retried.
+- DataError / IntegrityError: this data is bad. The batch is sifted down to
+  the lines PostgreSQL refuses (sifted out one by one), which become
+  rejects; never retried.
 - anything else (missing table, no privilege): a setup problem, raised as
   SetupError so the caller can say what to do without rejecting good lines.
 """
@@ -12,6 +13,7 @@ Error classes decide what happens (psycopg2's own split):
 from __future__ import annotations
 
 import io
+import re
 from typing import Protocol
 
 import psycopg2
@@ -73,7 +75,7 @@ def load_lines(
         _copy_rows_guarded(cur, batch.copy_data)
         rows, rejects = batch.row_count, list(batch.rejects)
     except DATA_ERRORS:
-        rows, rejects = _bisect(cur, parser, data)  # re-parses, so parser rejects are included
+        rows, rejects = _sift(cur, parser, data)  # re-parses, so parser rejects are included
     copy_rejects(cur, rejects, source)
     return rows, len(rejects)
 
@@ -95,34 +97,91 @@ def _copy_rows_guarded(cur: psycopg2.extensions.cursor, copy_data: str) -> None:
     cur.execute("RELEASE SAVEPOINT logpipe_copy")
 
 
-def _bisect(
+_COPY_LINE = re.compile(r"\bCOPY \w+, line (\d+)")
+_Row = tuple[bytes, str]  # (raw line, its COPY row)
+SIFT_WINDOW = 1000
+
+
+def _sift(
     cur: psycopg2.extensions.cursor, parser: _Parser, data: bytes
 ) -> tuple[int, list[tuple[bytes, str]]]:
-    """Load what PostgreSQL accepts; lines it refuses come back as rejects."""
-    lines = data.splitlines(keepends=True)
-    if len(lines) <= 1:
-        batch = parser.parse(data)
-        try:
-            _copy_rows_guarded(cur, batch.copy_data)
-        except DATA_ERRORS as exc:
-            raw = data[:-1] if data.endswith(b"\n") else data
-            return 0, [(raw, f"PostgreSQL refused the row: {first_line(exc)}")]
-        return batch.row_count, list(batch.rejects)
-    middle = len(lines) // 2
-    rows = 0
+    """Load what PostgreSQL accepts; lines it refuses come back as rejects.
+
+    PostgreSQL names the COPY line it refused: the rows before it are fine, so
+    each refused line costs one trial COPY of what follows it. Trial COPYs are
+    always rolled back (a released savepoint per piece would hold a lock each
+    until commit and exhaust the lock table); one COPY then loads what passed.
+    Where the error names no line (e.g. a statement trigger), bisect instead.
+    """
+    pieces = data.split(b"\n")  # LF only: a CR inside a line must not split it
+    lines = [p + b"\n" for p in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
+    rows: list[_Row] = []
     rejects: list[tuple[bytes, str]] = []
-    for part in (b"".join(lines[:middle]), b"".join(lines[middle:])):
-        batch = parser.parse(part)
-        try:
-            _copy_rows_guarded(cur, batch.copy_data)
-        except DATA_ERRORS:
-            part_rows, part_rejects = _bisect(cur, parser, part)
-            rows += part_rows
-            rejects.extend(part_rejects)
-        else:
-            rows += batch.row_count
-            rejects.extend(batch.rejects)
-    return rows, rejects
+    for line in lines:
+        batch = parser.parse(line)
+        rejects.extend(batch.rejects)
+        if batch.row_count:
+            rows.append((line, batch.copy_data))
+    accepted: list[_Row] = []
+    start = 0
+    while start < len(rows):
+        window = rows[start : start + SIFT_WINDOW]  # libpq sends all of a COPY, even after an error
+        error = _trial_copy(cur, window)
+        if error is None:
+            accepted.extend(window)
+            start += len(window)
+            continue
+        where = _COPY_LINE.search(getattr(getattr(error, "diag", None), "context", None) or "")
+        if where is None or not 0 < int(where.group(1)) <= len(window):
+            _bisect(cur, window, accepted, rejects)
+            start += len(window)
+            continue
+        bad = int(where.group(1)) - 1
+        accepted.extend(window[:bad])
+        rejects.append(_refused(window[bad], error))
+        start += bad + 1
+    _copy_rows_guarded(cur, "".join(row for _, row in accepted))
+    return len(accepted), rejects
+
+
+def _bisect(
+    cur: psycopg2.extensions.cursor,
+    rows: list[_Row],
+    accepted: list[_Row],
+    refused: list[tuple[bytes, str]],
+) -> None:
+    error = _trial_copy(cur, rows)
+    if error is None:
+        accepted.extend(rows)
+    elif len(rows) == 1:
+        refused.append(_refused(rows[0], error))
+    else:
+        middle = len(rows) // 2
+        _bisect(cur, rows[:middle], accepted, refused)
+        _bisect(cur, rows[middle:], accepted, refused)
+
+
+def _refused(row: _Row, error: Exception) -> tuple[bytes, str]:
+    raw = row[0][:-1] if row[0].endswith(b"\n") else row[0]
+    return raw, f"PostgreSQL refused the row: {first_line(error)}"
+
+
+def _trial_copy(cur: psycopg2.extensions.cursor, rows: list[_Row]) -> Exception | None:
+    """COPY in a savepoint that is always rolled back: the data error, or None."""
+    cur.execute("SAVEPOINT logpipe_trial")
+    error: Exception | None = None
+    try:
+        copy_data = "".join(row for _, row in rows)
+        cur.copy_expert(COPY_ROWS_SQL, copy_stream(copy_data), size=COPY_READ_SIZE)
+    except CONNECTION_ERRORS:
+        raise
+    except DATA_ERRORS as exc:
+        error = exc
+    except psycopg2.Error as exc:
+        raise SetupError(first_line(exc)) from exc
+    cur.execute("ROLLBACK TO SAVEPOINT logpipe_trial")
+    cur.execute("RELEASE SAVEPOINT logpipe_trial")
+    return error
 
 
 def first_line(exc: BaseException) -> str:

@@ -30,6 +30,7 @@ class WriterSupervisor:
         self._backoff = 0.1
         self._next_start = 0.0
         self._lifeline: int | None = None
+        self._start_failed = False
 
     def start(self) -> None:
         # The lifeline: the writer stops when this pipe closes (at EOF, or if we die).
@@ -43,8 +44,26 @@ class WriterSupervisor:
                 close_fds=True,
                 pass_fds=(lifeline_read,),
             )
+        except OSError as exc:
+            # E.g. EACCES: after --user that user cannot run this interpreter (a venv or
+            # pyenv under /root). The reader must go on filling the spool regardless:
+            # raising here would kill it, and Apache stalls once the pipe is full.
+            self._cut_lifeline()
+            if not self._start_failed:
+                say(
+                    f"cannot start the writer: {exc.strerror or exc}: {self.command[0]}; "
+                    "lines are kept in the spool. With --user, that user must be able to "
+                    "run this Python and read logpipe's files. Retrying every "
+                    f"{MAX_BACKOFF:g} s"
+                )
+            self._start_failed = True
+            self._next_start = time.monotonic() + MAX_BACKOFF
+            return
         finally:
             os.close(lifeline_read)
+        if self._start_failed:
+            say("the writer started")
+            self._start_failed = False
         self._started_at = time.monotonic()
 
     def _cut_lifeline(self) -> None:
@@ -79,6 +98,8 @@ class WriterSupervisor:
                 if self.gave_up:
                     return
                 self.start()
+                if self.proc is None:
+                    return  # it cannot start (said why); the spool keeps the lines
             self._cut_lifeline()
             assert self.proc is not None
             try:

@@ -33,6 +33,7 @@ UPDATE logpipe_progress
    SET byte_offset = %s, lines = lines + %s, finished = %s, updated_at = now()
  WHERE segment = %s
 """
+MAX_LINE_READ = 64 * 1024 * 1024
 FORGET_OLD_SQL = (
     "DELETE FROM logpipe_progress WHERE finished AND updated_at < now() - interval '7 days'"
 )
@@ -44,7 +45,7 @@ class WriterSettings:
     dsn: str
     flush_interval: float
     batch_lines: int
-    batch_bytes: int = 4 * 1024 * 1024  # bounds the writer's memory
+    batch_bytes: int = 1024 * 1024  # parsing needs ~10x this in memory: keep it small
 
 
 @dataclass
@@ -152,6 +153,11 @@ class Writer:
         except psycopg2.Error as exc:  # e.g. logpipe_progress missing: initdb not run
             self._setup_failed(first_line(exc))
             return None
+        except SystemError as exc:
+            # psycopg2 can surface a server that cut the connection mid-COPY as
+            # SystemError; treat it as a lost connection, not a crash.
+            self._lost(exc)
+            return None
         if self._setup_problem is not None:
             say("the database is usable again; loading the spooled lines")
             self._setup_problem = None
@@ -226,22 +232,31 @@ class Writer:
         _unlink(path)
 
     def _read_chunk(self, path: Path, offset: int, closed: bool) -> tuple[bytes, bool]:
-        """Whole lines from offset, at most batch_lines / batch_bytes; at_end when all is read."""
+        """Whole lines from offset, at most batch_lines / batch_bytes; at_end when all is read.
+
+        A single line longer than batch_bytes is read to its end (up to
+        MAX_LINE_READ), so even a megabyte line becomes exactly one reject.
+        """
         try:
             with open(path, "rb") as f:
                 f.seek(offset)
                 data = f.read(self.settings.batch_bytes)
-                more = bool(f.read(1))
+                while b"\n" not in data and len(data) < MAX_LINE_READ:
+                    more = f.read(self.settings.batch_bytes)
+                    if not more:
+                        break
+                    data += more
+                at_eof = not f.read(1)
         except FileNotFoundError:
             return b"", False
         cut = _nth_line_end(data, self.settings.batch_lines)
         if cut is not None:
             return data[:cut], False
-        if closed and not more:
+        if closed and at_eof:
             return data, True  # a closed segment may end with a final unterminated line
         end = data.rfind(b"\n") + 1
-        if end == 0 and len(data) >= self.settings.batch_bytes:
-            return data, False  # one line longer than a batch: it goes to rejects in pieces
+        if end == 0 and len(data) >= MAX_LINE_READ:
+            return data, False  # a line longer than MAX_LINE_READ: rejected in pieces
         return data[:end], False
 
     # -- connection and outage handling ---------------------------------------
