@@ -32,7 +32,7 @@ def query(dsn: str, sql: str, params: tuple = ()) -> list[tuple]:
     conn = psycopg2.connect(dsn)
     try:
         with conn.cursor() as cur:
-            cur.execute(sql, params)
+            cur.execute(sql, params or None)  # no params: a literal % stays as is
             return cur.fetchall()
     finally:
         conn.close()
