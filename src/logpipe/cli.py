@@ -18,7 +18,7 @@ waits and nothing is lost while the database is unreachable; a writer child
 loads them in batches with COPY.
 
 In Apache's configuration (a full path: Apache runs no shell and no PATH search):
-  CustomLog "|/usr/bin/python3 -m logpipe --dsn 'dbname=weblogs' --user www-data" combined
+  GlobalLog "|/usr/bin/python3 -m logpipe --dsn 'dbname=weblogs' --user www-data" combined
 
 Other commands: logpipe {initdb,load,replay,drain,status,report} --help
 """
