@@ -123,6 +123,7 @@ class SpoolAppender:
         self._fd: int | None = None
         self._segment_size = 0
         self._tail = b""
+        self._mid_line = False
         self._usage = 0
         self._usage_checked = 0.0
 
@@ -164,11 +165,13 @@ class SpoolAppender:
             self._drop(chunk, "the spool is over --spool-max")
             return
         try:
-            if self._fd is None or (whole_lines and self._segment_size >= self.segment_bytes):
+            rotate = self._segment_size >= self.segment_bytes and not self._mid_line
+            if self._fd is None or rotate:
                 self._close_segment()
                 self._open_segment()
             assert self._fd is not None
             self._write_all(chunk)
+            self._mid_line = not whole_lines  # never rotate inside a line
         except OSError as exc:
             reason = "the disk is full" if exc.errno in _SPACE_ERRORS else str(exc)
             self._drop(chunk, reason)

@@ -1,0 +1,57 @@
+"""The spool appender on its own: whole lines, rotation, locks, headers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from logpipe import spool
+
+
+def segments(directory: Path) -> list[bytes]:
+    out = []
+    for name in spool.list_segments(directory):
+        path = directory / name
+        header = spool.read_header(path)
+        assert header is not None
+        out.append(path.read_bytes()[header[1]:])
+    return out
+
+
+def test_segments_hold_whole_lines_and_rotate_between_lines(tmp_path: Path) -> None:
+    appender = spool.SpoolAppender(tmp_path, spool.make_header("combined", "web1"), 100)
+    for chunk in (b"line one\nline t", b"wo\n", b"x" * 150 + b"\nlast"):
+        appender.append(chunk)
+    assert all(spool.is_closed(tmp_path / n) is False for n in spool.list_segments(tmp_path))
+    appender.close()
+    parts = segments(tmp_path)
+    assert b"".join(parts) == b"line one\nline two\n" + b"x" * 150 + b"\nlast"
+    assert all(p.endswith(b"\n") for p in parts[:-1])
+    assert all(spool.is_closed(tmp_path / n) for n in spool.list_segments(tmp_path))
+    meta, _ = spool.read_header(tmp_path / spool.list_segments(tmp_path)[0])
+    assert meta == {"format": "combined", "source": "web1"}
+
+
+def test_a_huge_line_is_never_split_across_segments(tmp_path: Path) -> None:
+    appender = spool.SpoolAppender(tmp_path, spool.make_header("combined", None), 1000)
+    big = b"y" * (3 * spool.MAX_PENDING_TAIL)
+    for i in range(0, len(big), 64 * 1024):
+        appender.append(big[i:i + 64 * 1024])
+    appender.append(b"\nafter\n")
+    appender.close()
+    parts = segments(tmp_path)
+    assert big + b"\n" in parts[0] or parts[0] == big + b"\n"
+    assert b"".join(parts) == big + b"\nafter\n"
+
+
+def test_spool_max_drops_and_counts(tmp_path: Path, capfd) -> None:
+    appender = spool.SpoolAppender(tmp_path, spool.make_header("combined", None), 1 << 20,
+                                   max_bytes=1000)
+    for _ in range(100):
+        appender.append(b"z" * 99 + b"\n")
+    appender.close()
+    kept = b"".join(segments(tmp_path)).count(b"\n")
+    assert kept + appender.dropped_lines == 100
+    assert appender.dropped_lines > 0
+    err = capfd.readouterr().err
+    assert err.count("cannot write to the spool") == 1
+    assert f"{appender.dropped_lines} lines" in err
