@@ -1,0 +1,213 @@
+"""Compile an Apache LogFormat into a parser that turns raw log bytes into COPY rows.
+
+    parser = compile_format("combined", source="web1")
+    batch = parser.parse(data)      # whole lines; never raises
+    batch.copy_data                 # COPY text rows, columns = ACCESS_LOG_COLUMNS
+    batch.rejects                   # [(raw line, reason)] for lines that cannot load
+
+parse() decodes the chunk once and runs one regex over all of it (logfast);
+lines that are too long, hold NUL bytes or invalid UTF-8 are set aside first,
+and a line the fast path cannot take goes through the reference path (logrow).
+Every line ends up as exactly one row or one reject.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from logpipe import logfast, logfields
+from logpipe.logfields import Field, FormatError
+from logpipe.logrow import Reject, RowBuilder
+
+__all__ = ["NAMED_FORMATS", "Batch", "FormatError", "LineParser", "compile_format"]
+
+# Apache's stock formats (httpd.conf; vhost_combined as Debian ships it).
+NAMED_FORMATS: dict[str, str] = {
+    "common": '%h %l %u %t "%r" %>s %b',
+    "combined": '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"',
+    "vhost_combined": '%v:%p %h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i"',
+    "combinedio": '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %I %O',
+}
+
+
+@dataclass
+class Batch:
+    """The result of parsing a run of lines: every line is a row or a reject."""
+
+    copy_data: str                  # COPY text rows, each ending "\n"
+    row_count: int
+    rejects: list[tuple[bytes, str]] = field(default_factory=list)  # (raw line, reason)
+
+
+def compile_format(spec: str, source: str | None = None,
+                   classify_agent: Callable[[str], bool] | None = None,
+                   max_line_bytes: int = 65536) -> LineParser:
+    """A parser for a NAMED_FORMATS name or a LogFormat string; FormatError if unusable."""
+    return LineParser(NAMED_FORMATS.get(spec, spec), source, classify_agent, max_line_bytes)
+
+
+class LineParser:
+    """Parses runs of log lines in one LogFormat into COPY rows and rejects."""
+
+    def __init__(self, format_string: str, source: str | None = None,
+                 classify_agent: Callable[[str], bool] | None = None,
+                 max_line_bytes: int = 65536) -> None:
+        if not isinstance(format_string, str):
+            raise FormatError(f"LogFormat must be a string, not {type(format_string).__name__}")
+        if max_line_bytes < 1:
+            raise ValueError("max_line_bytes must be at least 1")
+        self.format_string = format_string
+        self.max_line_bytes = max_line_bytes
+        plan = logfields.plan(logfields.tokenize(format_string))
+        fast, quick, lenient = logfields.line_regexes(plan)
+        try:
+            self._fast = re.compile(fast, re.ASCII).findall
+            self._quick = None if quick is None else re.compile(quick, re.ASCII).findall
+            self._lenient = re.compile(lenient, re.ASCII)
+            self._builder = RowBuilder(plan, source, classify_agent)
+            self._run, self.fast_source = logfast.compile_run(plan, self._builder)
+        except (re.error, SyntaxError) as exc:  # pragma: no cover - a bug, not the user's
+            raise FormatError(f"cannot compile LogFormat {format_string!r}: {exc}") from exc
+        self._items = plan.items
+        self._prefixes: list[re.Pattern[str]] = []
+
+    def parse(self, data: bytes) -> Batch:
+        """Parse whole lines (the last may lack its LF). Never raises."""
+        rows: list[str] = []
+        rejects: list[tuple[bytes, str]] = []
+        try:
+            self._parse(bytes(data), rows, rejects)
+        except Exception:  # noqa: BLE001 - a bug here must cost at most the lines it hits
+            rows, rejects = [], []
+            self._parse_line_by_line(bytes(data), rows, rejects)
+        return Batch("".join(rows), len(rows), rejects)
+
+    # -- chunk handling -------------------------------------------------------------------
+
+    def _parse(self, data: bytes, rows: list[str], rejects: list[tuple[bytes, str]]) -> None:
+        if not data:
+            return
+        limit = self.max_line_bytes
+        if b"\0" in data or (len(data) > limit and _has_long_line(data, limit)):
+            self._parse_lines(data, rows, rejects)
+            return
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            self._parse_lines(data, rows, rejects)
+            return
+        self._parse_text(text, rows, rejects)
+
+    def _parse_lines(self, data: bytes, rows: list[str],
+                     rejects: list[tuple[bytes, str]]) -> None:
+        """Set aside lines that cannot be text; parse the runs of good lines between them."""
+        lines = data.split(b"\n")
+        if lines[-1] == b"":
+            lines.pop()
+        good: list[str] = []
+        for raw in lines:
+            text, reason = _decode_line(raw, self.max_line_bytes)
+            if text is not None:
+                good.append(text)
+                continue
+            if good:
+                self._parse_text("\n".join(good) + "\n", rows, rejects)
+                good = []
+            rejects.append((raw, reason))
+        if good:
+            self._parse_text("\n".join(good) + "\n", rows, rejects)
+
+    def _parse_text(self, text: str, rows: list[str], rejects: list[tuple[bytes, str]]) -> None:
+        if not text.endswith("\n"):
+            text += "\n"
+
+        def slow(line: str) -> None:
+            row, reason = self._parse_one(line)
+            if row is None:
+                rejects.append((line.encode("utf-8"), reason))
+            else:
+                rows.append(row)
+
+        matches = None
+        if self._quick is not None and "\t" not in text and "\r" not in text:
+            matches = self._quick(text)
+            if len(matches) != text.count("\n"):  # a value ran over a LF: not for quick
+                matches = None
+        if matches is None:
+            matches = self._fast(text)
+        self._run(matches, rows, slow)
+
+    def _parse_line_by_line(self, data: bytes, rows: list[str],
+                            rejects: list[tuple[bytes, str]]) -> None:
+        """The careful fallback: each line on its own, any failure a reject."""
+        lines = data.split(b"\n")
+        if lines[-1] == b"":
+            lines.pop()
+        for raw in lines:
+            try:
+                text, reason = _decode_line(raw, self.max_line_bytes)
+                if text is not None:
+                    row, reason = self._parse_one(text)
+                    if row is not None:
+                        rows.append(row)
+                        continue
+            except Exception as exc:  # noqa: BLE001 - never raise, whatever the bytes
+                reason = f"internal error: {exc!r}"
+            rejects.append((raw, reason))
+
+    # -- one line, the reference path ---------------------------------------------------
+
+    def _parse_one(self, line: str) -> tuple[str | None, str]:
+        """(row, "") or (None, reason) for one decoded line without its LF."""
+        if line in ("", "\r"):
+            return None, "empty line"
+        m = self._lenient.fullmatch(line)
+        if m is None:
+            return None, self._mismatch(line)
+        try:
+            return self._builder.build(m.groups()), ""
+        except Reject as exc:
+            return None, str(exc)
+
+    def _mismatch(self, line: str) -> str:
+        """Say where a line stops matching the format."""
+        if not self._prefixes:
+            pattern = ""
+            for item in self._items:
+                pattern += re.escape(item) if isinstance(item, str) else f"(?:{item.lenient})"
+                self._prefixes.append(re.compile(pattern, re.ASCII))
+        after = "at the start"
+        for item, prefix in zip(self._items, self._prefixes):
+            if prefix.match(line) is None:
+                if isinstance(item, Field):
+                    return f"line does not match the LogFormat: no {item.directive.text} {after}"
+                return f"line does not match the LogFormat: no {item!r} {after}"
+            after = f"after {item.directive.text}" if isinstance(item, Field) else \
+                f"after {item!r}"
+        return "line does not match the LogFormat"
+
+
+def _has_long_line(data: bytes, limit: int) -> bool:
+    """True if some line (without its LF) is longer than limit bytes."""
+    pos = 0
+    end = len(data)
+    while end - pos > limit:
+        nl = data.rfind(b"\n", pos, pos + limit + 1)
+        if nl < 0:
+            return True
+        pos = nl + 1
+    return False
+
+
+def _decode_line(raw: bytes, limit: int) -> tuple[str | None, str]:
+    """(text, "") for a line that can be parsed as text, else (None, why not)."""
+    if len(raw) > limit:
+        return None, f"line longer than {limit} bytes"
+    if b"\0" in raw:
+        return None, "NUL byte in line"
+    try:
+        return raw.decode("utf-8"), ""
+    except UnicodeDecodeError as exc:
+        return None, f"invalid UTF-8 at byte {exc.start}"

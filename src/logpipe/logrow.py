@@ -1,0 +1,252 @@
+"""Building one COPY row from the matched values of one line (the reference path).
+
+RowBuilder.build() checks and converts every value and is what decides, for
+any line the fast loop could not take, whether it loads and how. It also holds
+the caches and helpers the generated fast loop (logfast) calls into, so both
+paths convert values the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Callable
+
+from logpipe import logvalues as v
+from logpipe.columns import ACCESS_LOG_COLUMNS
+from logpipe.logfields import (
+    AGENT,
+    COL,
+    EXTRA,
+    FILL,
+    FRAC,
+    INT,
+    REQUEST,
+    STATUS,
+    TIME,
+    ZONE,
+    Field,
+    Plan,
+)
+
+NULL = v.NULL
+CACHE_LIMIT = 50_000
+
+
+class Reject(Exception):
+    """This line cannot be loaded; str() is the reason."""
+
+
+class Cut(Reject):
+    """A quoted value the quick regex got wrong (see logfields.line_regexes)."""
+
+
+_WELL_ESCAPED = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.DOTALL)
+
+
+def check_quoted(value: str) -> str:
+    """The value of a quoted field if it holds no unescaped quote and no dangling backslash."""
+    if _WELL_ESCAPED.fullmatch(value) is None:
+        raise Cut("line does not match the LogFormat: a quote in a quoted value")
+    return value
+
+
+def fill_value(column: str, value: str) -> str:
+    """A %m / %U / %q / %H value as COPY text (NULL when there is none)."""
+    if value in ("-", ""):
+        return NULL
+    if column == "query" and value[0] == "?":
+        value = value[1:]
+    return v.copy_field(value)
+
+
+class RowBuilder:
+    """Per-format conversion state: caches, constant columns, and the generic row builder."""
+
+    def __init__(self, plan: Plan, source: str | None,
+                 classify_agent: Callable[[str], bool] | None) -> None:
+        self.plan = plan
+        self.fields = plan.fields
+        self.source = NULL if source is None else v.copy_text(source)
+        self.classify_agent = classify_agent
+        self.time_cache: dict[str, str] = {}
+        self.agent_cache: dict[str, tuple[str, str]] = {}
+        self.extra_cache: dict[tuple[str, ...], str] = {}
+        self.date_cache: dict[str, str] = {}  # "10/Oct/2000" -> "2000-10-10 " (valid dates)
+        self.extra_fields = [f for f in plan.fields if f.target == EXTRA]
+        self.agent_quoted = any(f.target == AGENT and f.quoted for f in plan.fields)
+        self.request_quoted = any(f.target == REQUEST and f.quoted for f in plan.fields)
+        main = next(f for f in plan.fields if f.target == TIME)
+        self.main_time = main
+        # literal text around the fields, to give back a fast-matched line exactly
+        self.literals: list[str] = []
+        text = ""
+        for item in plan.items:
+            if isinstance(item, str):
+                text += item
+            else:
+                self.literals.append(text)
+                text = ""
+        self.literals.append(text)
+
+    # -- helpers shared with the fast loop --------------------------------------------
+
+    def time(self, value: str) -> str | None:
+        """The main time value as COPY text (cached), None if it is not a valid time."""
+        text = self.time_cache.get(value)
+        if text is None:
+            f = self.main_time
+            if f.time_kind == "clf":
+                text = v.clf_time(value)
+                if text is not None:  # the fast loop converts other times of that day itself
+                    if len(self.date_cache) >= CACHE_LIMIT:
+                        self.date_cache.clear()
+                    self.date_cache[value[1:12]] = text[:11]
+            elif f.time_kind == "epoch":
+                text = v.epoch_time(value, f.digits)
+            else:
+                text = v.strftime_time(value, f.pyfmt)
+            if text is None:
+                return None
+            if len(self.time_cache) >= CACHE_LIMIT:
+                self.time_cache.clear()
+            self.time_cache[value] = text
+        return text
+
+    def agent(self, value: str) -> tuple[str, str]:
+        """(user_agent, is_bot) as COPY text, cached per distinct logged value."""
+        result = self.agent_cache.get(value)
+        if result is None:
+            if value == "-":
+                result = (NULL, NULL)
+            else:
+                if self.agent_quoted and "\\" in value:
+                    check_quoted(value)
+                ua = v.unescape(value)
+                bot = NULL
+                if self.classify_agent is not None:
+                    try:
+                        bot = "t" if self.classify_agent(ua) else "f"
+                    except Exception:  # noqa: BLE001 - a classifier bug must not lose the row
+                        bot = NULL
+                result = (v.copy_text(ua), bot)
+            if len(self.agent_cache) >= CACHE_LIMIT:
+                self.agent_cache.clear()
+            self.agent_cache[value] = result
+        return result
+
+    def request(self, value: str) -> tuple[str, str, str, str, str]:
+        """(method, path, query, protocol, request) as COPY text."""
+        if self.request_quoted and "\\" in value:
+            check_quoted(value)
+        return tuple(NULL if x is None else v.copy_text(x)  # type: ignore[return-value]
+                     for x in v.split_request(value))
+
+    @staticmethod
+    def quoted(value: str) -> str:
+        """A quoted value holding a backslash, as COPY text."""
+        return v.copy_field(check_quoted(value))
+
+    def extra(self, raw: tuple[str, ...]) -> str:
+        """The extra column (COPY text) from the raw values of the extra fields, then the
+        trailing text; cached, as these values repeat a lot (ports, "-", ...)."""
+        text = self.extra_cache.get(raw)
+        if text is not None:
+            return text
+        extra: dict[str, object] = {}
+        for f, value in zip(self.extra_fields, raw):
+            if f.quoted and "\\" in value:
+                check_quoted(value)
+            if value != "-":
+                extra[f.key] = v.extra_number(value) if f.numeric else v.unescape(value)  # type: ignore
+        trailing = raw[-1]
+        if trailing[-1:] == "\r":
+            trailing = trailing[:-1]
+        trailing = trailing.lstrip(" ")
+        if trailing:
+            extra["trailing"] = trailing
+        text = self._json(extra) if extra else NULL
+        if len(self.extra_cache) >= CACHE_LIMIT:
+            self.extra_cache.clear()
+        self.extra_cache[raw] = text
+        return text
+
+    @staticmethod
+    def _json(extra: dict) -> str:
+        return v.copy_text(json.dumps(extra, ensure_ascii=False, separators=(",", ":")))
+
+    @staticmethod
+    def cut_at_escaped_quote(values: Sequence[str]) -> bool:
+        """True if a quoted value ends in an odd run of backslashes: the quick regex
+        stopped at an escaped quote, \\", instead of the closing one."""
+        return any((len(x) - len(x.rstrip("\\"))) % 2 for x in values)
+
+    def rebuild(self, groups: Sequence[str]) -> str:
+        """The line a fast match came from (without its LF): literals and values interleaved."""
+        lit = self.literals
+        parts = [lit[0]]
+        for i, g in enumerate(groups[:-1]):
+            parts.append(g)
+            parts.append(lit[i + 1])
+        parts.append(groups[-1])
+        return "".join(parts)
+
+    # -- the reference conversion -------------------------------------------------------
+
+    def build(self, groups: Sequence[str]) -> str:
+        """One COPY row from a line's values (one per field, then the trailing text)."""
+        row = dict.fromkeys(ACCESS_LOG_COLUMNS, NULL)
+        row["source"] = self.source
+        extra: list[str] = []
+        fills: list[tuple[Field, str]] = []
+        frac = zone = None
+        time_value = ""
+        for f, value in zip(self.fields, groups):
+            target = f.target
+            if target == TIME:
+                time_value = value
+            elif target == FRAC:
+                frac = value
+            elif target == ZONE:
+                zone = value
+            elif target == COL:
+                if f.quoted and "\\" in value:
+                    check_quoted(value)
+                row[f.column] = NULL if value == "-" else v.copy_field(value)  # type: ignore
+            elif target == AGENT:
+                row["user_agent"], row["is_bot"] = self.agent(value)
+            elif target == REQUEST:
+                (row["method"], row["path"], row["query"], row["protocol"],
+                 row["request"]) = self.request(value)
+            elif target == FILL:
+                if f.quoted and "\\" in value:
+                    check_quoted(value)
+                fills.append((f, value))
+            elif target == STATUS:
+                row["status"] = _checked(v.status_value, value)
+            elif target == INT:
+                row[f.column] = _checked(  # type: ignore[index]
+                    v.bigint_value, value, f.column, f.dash, f.scale, f.column == "duration_us")
+            elif target == EXTRA:
+                extra.append(value)
+        for f, value in fills:
+            if row[f.column] == NULL:  # type: ignore[index]
+                row[f.column] = fill_value(f.column, value)  # type: ignore
+        if zone is not None:
+            time_value = f"{time_value} {zone}"
+        row["time"] = self.time(time_value)  # type: ignore[assignment]
+        if row["time"] is None:
+            raise Reject(f"bad time: {time_value}")
+        if frac is not None and self.plan.combine_frac:
+            row["time"] = f"{row['time'][:19]}.{frac}{row['time'][19:]}"
+        extra.append(groups[-1])
+        row["extra"] = self.extra(tuple(extra))
+        return "\t".join(row.values()) + "\n"
+
+
+def _checked(convert: Callable[..., str], *args: object) -> str:
+    try:
+        return convert(*args)
+    except ValueError as exc:
+        raise Reject(str(exc)) from None
