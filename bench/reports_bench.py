@@ -1,0 +1,304 @@
+"""How fast are the reports on 10 million rows, and what does the rollup cost at ingest?
+
+    python bench/reports_bench.py [--rows 10000000] [--admin-dsn dbname=postgres]
+
+1. creates a throwaway database (logpipe_bench_PID) with the table of 001_tables.sql;
+2. fills it with generated rows (INSERT ... SELECT generate_series): 30 days in time
+   order, 2 vhosts, ~50k paths with a Zipf-like popularity, ~20k distinct referers
+   (40% none, 35% the site's own pages, 25% external), 10% bots, 5% 4xx/5xx;
+3. runs `logpipe initdb` (the real one: builds the index and the daily rollup);
+4. times reports through report.run_report(), the code `logpipe report` runs, with a
+   warm cache: the median of --repeat runs after one warm-up run;
+5. times COPY of 1M rows in the writer's batches (20,000 rows per transaction) with
+   and without the rollup triggers, and without the referer index too;
+6. drops the database (also on errors and Ctrl-C), unless --keep.
+
+Prints Markdown tables (copied into bench/RESULTS-reports.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import signal
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import psycopg2
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from logpipe import db, report
+from logpipe.columns import ACCESS_LOG_COLUMNS
+from logpipe.loader import COPY_ROWS_SQL
+
+HUMAN_AGENTS = [
+    f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    f"Chrome/{v}.0.0.0 Safari/537.36" for v in range(100, 125)
+] + [
+    f"Mozilla/5.0 (iPhone; CPU iPhone OS 17_{v} like Mac OS X) AppleWebKit/605.1.15 "
+    f"(KHTML, like Gecko) Version/17.{v} Mobile/15E148 Safari/604.1" for v in range(15)
+]
+BOT_AGENTS = [
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+    "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)",
+    "Mozilla/5.0 (compatible; SemrushBot/7~bl; +http://www.semrush.com/bot.html)",
+    "curl/8.5.0", "python-requests/2.31.0", "Go-http-client/1.1",
+    "Mozilla/5.0+(compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)",
+]
+
+# One generated row per i in [lo, hi) of `total`, in time order over the last `span`.
+# Popularity is log-uniform (floor(n^u)), i.e. Zipf-like with exponent 1.
+ROWS_SQL = """
+SELECT now() - %(span)s::interval + %(span)s::interval * (i::float8 / %(total)s)
+           - random() * interval '2 seconds' AS time,
+       vhost,
+       '10.' || (h >> 16) || '.' || ((h >> 8) & 255) || '.' || (h & 255) AS remote_host,
+       NULL::text AS remote_user,
+       'GET' AS method,
+       CASE WHEN p = 1 THEN '/' ELSE '/section' || (p %% 20) || '/page-' || p || '.html' END
+           AS path,
+       CASE WHEN q < 0.1 THEN 'utm_source=x' END AS query,
+       'HTTP/1.1' AS protocol,
+       (CASE WHEN s < 0.85 THEN 200 WHEN s < 0.92 THEN 304 WHEN s < 0.95 THEN 301
+             WHEN s < 0.99 THEN 404 ELSE 500 END)::smallint AS status,
+       (random() * 50000)::bigint AS bytes,
+       CASE WHEN r < 0.40 THEN NULL
+            WHEN r < 0.75 THEN 'https://' || vhost || CASE WHEN rp = 1 THEN '/' ELSE
+                 '/section' || (rp %% 20) || '/page-' || rp || '.html' END
+            WHEN re = 1 THEN 'https://www.google.com/'
+            ELSE 'https://site' || re || '.example.net/' || (re %% 7) END AS referer,
+       CASE WHEN b THEN (%(bots)s::text[])[1 + (random() * 7)::int]
+            ELSE (%(humans)s::text[])[1 + (random() * 39)::int] END AS user_agent,
+       (random() * 200000)::bigint AS duration_us,
+       NULL::bigint AS bytes_in, NULL::bigint AS bytes_out,
+       b AS is_bot, NULL::text AS request, NULL::jsonb AS extra, 'bench' AS source
+  FROM (SELECT i,
+               CASE WHEN random() < 0.7 THEN 'www.example.com' ELSE 'shop.example.com' END
+                   AS vhost,
+               floor(exp(random() * ln(50000)))::int AS p,
+               floor(exp(random() * ln(5000)))::int AS rp,
+               floor(exp(random() * ln(10000)))::int AS re,
+               floor(exp(random() * ln(200000)))::int AS h,
+               random() AS r, random() AS s, random() AS q, random() < 0.10 AS b
+          FROM generate_series(%(lo)s, %(hi)s - 1) AS i) g
+"""
+
+
+def connect(dsn: str) -> Any:
+    conn = db.connect(dsn, "logpipe bench")
+    conn.autocommit = True
+    return conn
+
+
+def generate(dsn: str, rows: int, chunk: int) -> float:
+    columns = ", ".join(ACCESS_LOG_COLUMNS)
+    t0 = time.perf_counter()
+    conn = connect(dsn)
+    with conn.cursor() as cur:
+        cur.execute("SELECT setseed(0.42)")
+        for lo in range(0, rows, chunk):
+            hi = min(rows, lo + chunk)
+            cur.execute(
+                f"INSERT INTO access_log ({columns}) " + ROWS_SQL,
+                {"span": "30 days", "total": rows, "lo": lo, "hi": hi,
+                 "bots": BOT_AGENTS, "humans": HUMAN_AGENTS},
+            )
+            print(f"  {hi:>11,} rows  {time.perf_counter() - t0:6.1f} s", flush=True)
+    conn.close()
+    return time.perf_counter() - t0
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    result = fn()  # warm-up
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000, result
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", type=int, default=10_000_000)
+    p.add_argument("--chunk", type=int, default=1_000_000, help="rows per INSERT")
+    p.add_argument("--copy-rows", type=int, default=1_000_000, help="rows per COPY test")
+    p.add_argument("--batch", type=int, default=20_000, help="rows per COPY transaction")
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--admin-dsn", default=os.environ.get("LOGPIPE_BENCH_ADMIN_DSN",
+                                                         "dbname=postgres"))
+    p.add_argument("--keep", action="store_true", help="do not drop the database")
+    args = p.parse_args()
+    name = f"logpipe_bench_{os.getpid()}"
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally: below
+    admin = connect(args.admin_dsn)
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    dsn = f"{args.admin_dsn} dbname={name}"
+    try:
+        return bench(dsn, args)
+    finally:
+        if args.keep:
+            print(f"\nkept database {name}")
+        else:
+            with admin.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            print(f"\ndropped database {name}")
+        admin.close()
+
+
+def bench(dsn: str, args: argparse.Namespace) -> int:
+    conn = connect(dsn)
+    with conn.cursor() as cur:
+        cur.execute((ROOT / "sql" / "001_tables.sql").read_text())
+    print(f"generating {args.rows:,} rows")
+    gen_s = generate(dsn, args.rows, args.chunk)
+    t0 = time.perf_counter()
+    db.initdb(dsn)
+    initdb_s = time.perf_counter() - t0
+    with conn.cursor() as cur:
+        cur.execute("VACUUM ANALYZE access_log")
+        cur.execute("VACUUM ANALYZE logpipe_rollup_daily")
+        cur.execute("VACUUM ANALYZE logpipe_pages")
+        cur.execute("VACUUM ANALYZE logpipe_rollup_quarter")
+        cur.execute("SELECT pg_size_pretty(pg_relation_size('access_log')),"
+                    " pg_size_pretty(pg_relation_size('access_log_path_vhost_referer')),"
+                    " pg_size_pretty(pg_total_relation_size('logpipe_rollup_daily')"
+                    " + pg_total_relation_size('logpipe_pages')"
+                    " + pg_total_relation_size('logpipe_rollup_quarter')),"
+                    " (SELECT count(*) FROM logpipe_rollup_daily),"
+                    " (SELECT count(*) FROM logpipe_pages),"
+                    " (SELECT count(*) FROM logpipe_rollup_quarter)")
+        table_size, index_size, rollup_size, daily_rows, pages_rows, quarter_rows = \
+            cur.fetchone()
+        cur.execute("SELECT path, count(*) FROM access_log GROUP BY path ORDER BY 2 DESC")
+        by_rank = cur.fetchall()
+    print(f"\ninserted in {gen_s:.0f} s; initdb (index + rollup build) {initdb_s:.0f} s; "
+          f"table {table_size}, (path, vhost, referer) index {index_size}, "
+          f"rollups {rollup_size} ({daily_rows:,} daily page rows, {pages_rows:,} pages, "
+          f"{quarter_rows:,} quarter-hour rows)\n")
+
+    conn.set_session(readonly=True, autocommit=True)
+    cur = conn.cursor()
+    report.prepare_session(cur)  # as `logpipe report` does
+
+    def run(name: str, since: str | None = None, **filters: Any) -> Callable[[], Any]:
+        spec = report.parse_time(since) if since else None
+
+        def go() -> Any:
+            f = report.Filters(limit=report.REPORTS[name].default_limit, **filters)
+            f.since, f.until = report.resolve_times(cur, spec, None)
+            return report.run_report(cur, name, f)[1]
+
+        return go
+
+    def plain_pages() -> Any:  # what `pages --since 30d` costs without the rollup
+        cur.execute("SELECT vhost, path, count(*) AS hits FROM access_log"
+                    " WHERE status < 400 AND time >= now() - interval '30 days'"
+                    " GROUP BY vhost, path ORDER BY hits DESC LIMIT 20")
+        return cur.fetchall()
+
+    cases: list[tuple[str, str, Callable[[], Any]]] = []
+    for rank in (1, 2, 10, 100, 1000, 10000):
+        path, hits = by_rank[rank - 1]
+        cases.append((f"referers --path P (P = rank {rank}, {hits:,} requests)",
+                      "<= 100 ms", run("referers", path=path)))
+    top = by_rank[0][0]
+    def raw_traffic() -> Any:  # what `traffic --since 30d` costs without the rollup
+        f = report.Filters(since=None)
+        f.since, _ = report.resolve_times(cur, report.parse_time("30d"), None)
+        sql, params = report._query_traffic_raw(f)
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+    cases += [
+        (f"referers --path {top} --since 7d --humans", "", run("referers", "7d", path=top,
+                                                               bots=False)),
+        ("pages --since 30d", "<= 1 s", run("pages", "30d")),
+        ("pages --since 30d, plain aggregation (no rollup)", "", plain_pages),
+        ("pages --since 7d --humans", "", run("pages", "7d", bots=False)),
+        ("pages --since 36h", "", run("pages", "36h")),
+        ("pages (all time)", "", run("pages")),
+        ("traffic --since 30d", "", run("traffic", "30d")),
+        ("traffic --since 30d, from access_log (no rollup)", "", raw_traffic),
+        ("traffic --since 30d --by hour --bots", "", run("traffic", "30d", by="hour", bots=True)),
+        ("status --since 30d", "", run("status", "30d")),
+        ("status --since 30d --path P (rank 10: no rollup)", "",
+         run("status", "30d", path=by_rank[9][0])),
+        ("broken-links --since 30d", "", run("broken-links", "30d")),
+        ("offenders --since 30d", "", run("offenders", "30d")),
+        ("agents --since 30d", "", run("agents", "30d")),
+        ("agents --since 1d", "", run("agents", "1d")),
+    ]
+    print(f"| report ({args.rows:,} rows, warm cache, median of {args.repeat}) "
+          "| target | ms | rows |")
+    print("|---|---|---:|---:|")
+    for label, target, fn in cases:
+        ms, rows = timed(fn, args.repeat)
+        print(f"| {label} | {target} | {ms:,.0f} | {len(rows)} |", flush=True)
+    cur.close()
+    conn.set_session(readonly=False, autocommit=True)
+
+    print(f"\nCOPY of {args.copy_rows:,} rows in transactions of {args.batch:,} rows "
+          "(as the writer loads), into the table above")
+    data = copy_data(conn, args.copy_rows)
+    configs = [
+        ("index + rollup triggers (as installed)", []),
+        ("index, no rollup triggers",
+         ["ALTER TABLE access_log DISABLE TRIGGER access_log_rollup_insert"]),
+        # (initdb would rebuild the rollups now: the bench drops the database instead)
+        ("no index, no rollup triggers", ["DROP INDEX access_log_path_vhost_referer"]),
+    ]
+    results = []
+    for label, setup in configs:
+        with conn.cursor() as c:
+            for sql in setup:
+                c.execute(sql)
+        seconds = min(copy_batches(conn, data, args.batch) for _ in range(2))
+        results.append((label, seconds))
+    base = results[-1][1]
+    print("\n| configuration | s (best of 2) | rows/s | cost vs. bare table |")
+    print("|---|---:|---:|---:|")
+    for label, seconds in results:
+        print(f"| {label} | {seconds:.1f} | {args.copy_rows / seconds:,.0f} "
+              f"| {(seconds / base - 1) * 100:+.0f}% |")
+    conn.close()
+    return 0
+
+
+
+def copy_data(conn: Any, rows: int) -> list[str]:
+    """COPY text lines for `rows` new requests of the last hour (the writer's columns)."""
+    buf = io.StringIO()
+    with conn.cursor() as cur:
+        sql = cur.mogrify(ROWS_SQL, {"span": "1 hour", "total": rows, "lo": 0,
+                                     "hi": rows, "bots": BOT_AGENTS, "humans": HUMAN_AGENTS})
+        cur.copy_expert(f"COPY ({sql.decode()}) TO STDOUT", buf)
+    return buf.getvalue().splitlines(keepends=True)
+
+
+def copy_batches(conn: Any, lines: list[str], batch: int) -> float:
+    t0 = time.perf_counter()
+    conn.autocommit = False
+    with conn.cursor() as cur:
+        for lo in range(0, len(lines), batch):
+            cur.copy_expert(COPY_ROWS_SQL, io.StringIO("".join(lines[lo:lo + batch])))
+            conn.commit()
+    conn.autocommit = True
+    return time.perf_counter() - t0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except psycopg2.Error as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        sys.exit(1)
