@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -13,6 +14,8 @@ from typing import Callable
 
 import psycopg2
 import pytest
+
+from logpipe.columns import ACCESS_LOG_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_DSN = os.environ.get("LOGPIPE_TEST_ADMIN_DSN", "dbname=postgres")
@@ -154,3 +157,15 @@ def combined_line(i: int, path_prefix: str = "/page") -> bytes:
 
 def loaded_paths(dsn: str) -> list[str]:
     return [r[0] for r in query(dsn, "SELECT path FROM access_log")]
+
+
+def rows_of(copy_data: str) -> list[dict[str, object]]:
+    """COPY text rows back to dicts of plain values (None for NULL)."""
+    out = []
+    for line in copy_data.split("\n")[:-1]:
+        cells = line.split("\t")
+        assert len(cells) == len(ACCESS_LOG_COLUMNS), line
+        out.append({col: None if c == "\\N" else re.sub(
+            r"\\(.)", lambda m: {"t": "\t", "n": "\n", "r": "\r"}.get(m[1], m[1]), c)
+            for col, c in zip(ACCESS_LOG_COLUMNS, cells)})
+    return out

@@ -5,23 +5,13 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import rows_of
 
-from logpipe.columns import ACCESS_LOG_COLUMNS
 from logpipe.logformat import NAMED_FORMATS, FormatError, LineParser, compile_format
 
 NULL = None
 
 
-def rows_of(copy_data: str) -> list[dict[str, object]]:
-    """COPY text rows back to dicts of plain values (None for NULL)."""
-    out = []
-    for line in copy_data.split("\n")[:-1]:
-        cells = line.split("\t")
-        assert len(cells) == len(ACCESS_LOG_COLUMNS), line
-        out.append({col: None if c == "\\N" else re.sub(
-            r"\\(.)", lambda m: {"t": "\t", "n": "\n", "r": "\r"}.get(m[1], m[1]), c)
-            for col, c in zip(ACCESS_LOG_COLUMNS, cells)})
-    return out
 
 
 def one_row(fmt: str, line: bytes) -> dict[str, object]:

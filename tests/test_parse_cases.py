@@ -6,7 +6,6 @@ import io
 import json
 import os
 import random
-import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from conftest import rows_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,16 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 NULL = None
 
 
-def rows_of(copy_data: str) -> list[dict[str, object]]:
-    """COPY text rows back to dicts of plain values (None for NULL)."""
-    out = []
-    for line in copy_data.split("\n")[:-1]:
-        cells = line.split("\t")
-        assert len(cells) == len(ACCESS_LOG_COLUMNS), line
-        out.append({col: None if c == "\\N" else re.sub(
-            r"\\(.)", lambda m: {"t": "\t", "n": "\n", "r": "\r"}.get(m[1], m[1]), c)
-            for col, c in zip(ACCESS_LOG_COLUMNS, cells)})
-    return out
 
 
 def parse(data: bytes, fmt: str = "combined", **kw: object) -> Batch:
