@@ -508,12 +508,18 @@ def _quarters(f: Filters) -> tuple[str, dict[str, Any]]:
     return " UNION ALL ".join(parts), params
 
 
+def _period(column: str, by: str) -> str:
+    """The select-list item that groups a time column by day or by hour."""
+    if by == "day":
+        return f"date_trunc('day', {column})::date AS day"
+    return f"date_trunc('hour', {column}) AS hour"
+
+
 def query_status(f: Filters) -> tuple[str, dict[str, Any]]:
     if f.path is not None:  # the rollup has no paths
         return _query_status_raw(f)
     source, params = _quarters(f)
-    period = "date_trunc('day', u.quarter)::date AS day" if f.by == "day" else \
-        "date_trunc('hour', u.quarter) AS hour"
+    period = _period("u.quarter", f.by)
     sql = (
         f"SELECT {period}, nullif(u.vhost, '') AS vhost, nullif(u.status, 0) AS status,"
         f" sum(u.hits)::bigint AS hits FROM ({source})"
@@ -527,8 +533,7 @@ def query_traffic(f: Filters) -> tuple[str, dict[str, Any]]:
     if f.path is not None:  # the rollup has no paths
         return _query_traffic_raw(f)
     source, params = _quarters(f)
-    period = "date_trunc('day', u.quarter)::date AS day" if f.by == "day" else \
-        "date_trunc('hour', u.quarter) AS hour"
+    period = _period("u.quarter", f.by)
     sql = (
         f"SELECT {period}, nullif(u.vhost, '') AS vhost, sum(u.hits)::bigint AS hits,"
         " coalesce(sum(u.hits) FILTER (WHERE NOT u.bot), 0)::bigint AS human_hits,"
@@ -542,8 +547,7 @@ def query_traffic(f: Filters) -> tuple[str, dict[str, Any]]:
 
 def _query_status_raw(f: Filters) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {}
-    period = "date_trunc('day', a.time)::date AS day" if f.by == "day" else \
-        "date_trunc('hour', a.time) AS hour"
+    period = _period("a.time", f.by)
     sql = (
         f"SELECT {period}, a.vhost, a.status, count(*) AS hits FROM access_log a"
         f" WHERE {_and(_conditions(f, params))}"
@@ -554,8 +558,7 @@ def _query_status_raw(f: Filters) -> tuple[str, dict[str, Any]]:
 
 def _query_traffic_raw(f: Filters) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {}
-    period = "date_trunc('day', a.time)::date AS day" if f.by == "day" else \
-        "date_trunc('hour', a.time) AS hour"
+    period = _period("a.time", f.by)
     sql = (
         f"SELECT {period}, a.vhost, count(*) AS hits,"
         f" count(*) FILTER (WHERE NOT {BOT}) AS human_hits,"
