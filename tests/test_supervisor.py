@@ -58,3 +58,19 @@ def test_writer_that_cannot_be_started_is_reported_and_retried(capfd) -> None:
     err = capfd.readouterr().err
     assert err.count("cannot start the writer") == 1
     assert "lines are kept in the spool" in err
+
+
+def test_writer_stderr_prefixes_every_line_libraries_print() -> None:
+    import io
+    import os
+
+    from logpipe.messages import PrefixedStderr
+
+    out = io.StringIO()
+    err = PrefixedStderr(out)
+    err.write(f"logpipe[{os.getpid()}]: ours\npsycopg2.errors.AdminShutdown: term")
+    err.write("inating\n\nCONTEXT: x\n")
+    lines = out.getvalue().splitlines()
+    assert lines[0] == f"logpipe[{os.getpid()}]: ours"
+    assert lines[1] == f"logpipe[{os.getpid()}]: psycopg2.errors.AdminShutdown: terminating"
+    assert all(line.startswith("logpipe[") for line in lines) and len(lines) == 4

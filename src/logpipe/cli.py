@@ -357,6 +357,9 @@ def writer_settings(args: argparse.Namespace, dsn: str) -> WriterSettings:
 
 
 def run_writer_child(args: argparse.Namespace) -> int:
+    from logpipe.messages import PrefixedStderr
+
+    sys.stderr = PrefixedStderr(sys.stderr)  # type: ignore[assignment]
     try:
         os.nice(5)  # loading is less urgent than serving requests: Apache gets the CPU first
     except OSError:

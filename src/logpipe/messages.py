@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TextIO
 
 EXIT_OK = 0
 EXIT_FAILURE = 1  # the work could not be done now (e.g. database unreachable); retry later
@@ -23,6 +24,26 @@ def say(message: str) -> None:
         sys.stderr.flush()
     except (OSError, ValueError):
         pass  # stderr closed: nothing sensible left to do with the message
+
+
+class PrefixedStderr:
+    """stderr for the writer child: lines that libraries print themselves (psycopg2
+    does on some server errors) get the `logpipe[PID]:` prefix too."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        lines = (self.pending + text).split("\n")
+        self.pending = lines.pop()
+        for line in lines:
+            prefix = "" if line.startswith("logpipe[") else f"logpipe[{os.getpid()}]: "
+            self.stream.write(f"{prefix}{line}\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 class UsageError(Exception):
