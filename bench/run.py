@@ -66,8 +66,21 @@ AGENTS = [
 # -- data -------------------------------------------------------------------------
 
 
+STATIC = ["/", "/favicon.ico", "/robots.txt", "/static/site.css", "/static/app.js",
+          "/feed.xml", "/about", "/static/logo.png"]
+
+
+def page_of(rng: random.Random) -> str:
+    """A site's pages, requested the way sites are: a few are very popular, most
+    are rarely asked for (log-uniform ranks over 5,000 posts), plus static files."""
+    if rng.random() < 0.25:
+        return rng.choice(STATIC)
+    return f"/blog/{int(5000 ** rng.random())}/post"
+
+
 def generate_lines(count: int, seed: int = 42) -> bytes:
-    """Unique combined lines: varied hosts, offsets, paths, referers, agents."""
+    """Unique combined lines (each second-stamped apart, from varied hosts): varied
+    offsets, referers and agents, over the pages of a 5,000-post site."""
     rng = random.Random(seed)
     out = []
     base = datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp()
@@ -75,7 +88,7 @@ def generate_lines(count: int, seed: int = 42) -> bytes:
         t = time.gmtime(base + i * 0.5)
         stamp = (f"{t.tm_mday:02d}/{MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
                  f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} {rng.choice(OFFSETS)}")
-        path = f"/blog/{rng.randrange(5000)}/post-{i}"
+        path = page_of(rng)
         if rng.random() < 0.3:
             path += f"?utm_source=feed&id={rng.randrange(10**6)}"
         referer = rng.choice(["-", f"https://www.example.com/blog/{rng.randrange(5000)}/",

@@ -70,23 +70,68 @@ def load_lines(
     cur: psycopg2.extensions.cursor, parser: _Parser, data: bytes, source: str | None
 ) -> tuple[int, int]:
     """Parse and COPY whole lines; returns (rows, rejects). Every line is one or the other."""
-    batch = parser.parse(data)
+    stream = ParsingStream(parser, data)
     try:
-        _copy_rows_guarded(cur, batch.copy_data)
-        rows, rejects = batch.row_count, list(batch.rejects)
+        if stream.has_rows():
+            _copy_rows_guarded(cur, stream)
+        rows, rejects = stream.rows, stream.rejects
     except DATA_ERRORS:
         rows, rejects = _sift(cur, parser, data)  # re-parses, so parser rejects are included
     copy_rejects(cur, rejects, source)
     return rows, len(rejects)
 
 
-def _copy_rows_guarded(cur: psycopg2.extensions.cursor, copy_data: str) -> None:
+# Small enough that a piece fits in the socket buffer: sending returns at once and
+# PostgreSQL loads it while the next is parsed (a bigger piece waits for the server).
+PARSE_PIECE_BYTES = 64 * 1024
+
+
+class ParsingStream:
+    """COPY input parsed on demand, a piece of whole lines each time psycopg2 asks for
+    more: the writer parses the next piece while PostgreSQL loads the one sent before,
+    and only one piece's rows are in memory at a time."""
+
+    def __init__(self, parser: _Parser, data: bytes) -> None:
+        self.parser = parser
+        self.data = data
+        self.pos = 0
+        self.rows = 0
+        self.rejects: list[tuple[bytes, str]] = []
+        self._pending = b""
+
+    def has_rows(self) -> bool:
+        """Parse up to the first row: False when every line is a reject (no COPY needed)."""
+        if not self._pending:
+            self._pending = self._next_piece()
+        return bool(self._pending)
+
+    def read(self, size: int = -1) -> bytes:  # psycopg2's copy_expert; size is a hint
+        if self._pending:
+            piece, self._pending = self._pending, b""
+            return piece
+        return self._next_piece()
+
+    def _next_piece(self) -> bytes:
+        data = self.data
+        while self.pos < len(data):
+            end = data.find(b"\n", self.pos + PARSE_PIECE_BYTES) + 1 or len(data)
+            batch = self.parser.parse(data[self.pos : end])
+            self.pos = end
+            self.rows += batch.row_count
+            self.rejects.extend(batch.rejects)
+            if batch.copy_data:
+                return batch.copy_data.encode("utf-8")
+        return b""
+
+
+def _copy_rows_guarded(cur: psycopg2.extensions.cursor, rows: str | ParsingStream) -> None:
     """COPY rows inside a savepoint, so a data error leaves the transaction usable."""
-    if not copy_data:
+    if not rows:
         return
+    stream = copy_stream(rows) if isinstance(rows, str) else rows
     cur.execute("SAVEPOINT logpipe_copy")
     try:
-        cur.copy_expert(COPY_ROWS_SQL, copy_stream(copy_data), size=COPY_READ_SIZE)
+        cur.copy_expert(COPY_ROWS_SQL, stream, size=COPY_READ_SIZE)
     except CONNECTION_ERRORS:
         raise
     except DATA_ERRORS:
