@@ -50,9 +50,6 @@ $$;
 
 -- -- Rollups ---------------------------------------------------------------------------
 --
--- Kept current by statement-level triggers on access_log: COPY fires them once per
--- batch, with the batch's rows in a transition table.
---
 -- For `pages`: requests served (status < 400) per page, all-time totals in
 -- logpipe_pages and per UTC day in logpipe_rollup_daily. `logpipe report pages
 -- --since 30d` adds up whole days of the rollup (or subtracts the days outside the
@@ -63,6 +60,18 @@ $$;
 -- For `status` and `traffic`: requests per quarter of an hour, vhost, status and bot
 -- flag in logpipe_rollup_quarter (a few dozen rows per quarter: cheap to keep, and
 -- days and hours of any time zone are whole quarters).
+--
+-- How they are kept current, in two steps:
+-- 1. Statement-level triggers on access_log (COPY fires them once per batch, with the
+--    batch's rows in a transition table) add the batch's counts per day and page,
+--    and per quarter, vhost, status and bot flag, to logpipe_pending_pages and
+--    logpipe_pending_quarters: plain INSERTs, in the same transaction as the rows.
+-- 2. logpipe_rollup_fold() moves the pending counts into the rollups. Updating a
+--    page's counters costs the same for one request as for a thousand, so folding
+--    many batches at once is much cheaper than folding each. The writer folds when
+--    it has caught up, and every 10 s under sustained load; `logpipe load` and
+--    `logpipe report` fold too. The report_* views add what is pending, so they are
+--    exact at any moment.
 
 CREATE TABLE IF NOT EXISTS logpipe_pages (
     id        integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -102,37 +111,82 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT to_timestamp(floor(date_part('epoch', t) / 900) * 900)
 $$;
 
+-- Counts not yet folded into the rollups, in the rollups' own grain: per UTC day and
+-- page (requests served only), and per quarter, vhost, status and bot flag. Counts
+-- are negative for rows deleted from access_log.
+CREATE TABLE IF NOT EXISTS logpipe_pending_pages (
+    day       date   NOT NULL,
+    vhost     text   NOT NULL,        -- '' when access_log.vhost is NULL
+    path      text   NOT NULL,        -- '' when access_log.path is NULL
+    hits      bigint NOT NULL,
+    bot_hits  bigint NOT NULL,
+    bytes     bigint NOT NULL,
+    bot_bytes bigint NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS logpipe_pending_quarters (
+    quarter timestamptz NOT NULL,
+    vhost   text        NOT NULL,
+    status  smallint    NOT NULL,     -- 0 when access_log.status is NULL
+    bot     boolean     NOT NULL,
+    hits    bigint      NOT NULL,
+    bytes   bigint      NOT NULL
+);
+
+
 -- The statement that adds the rows of `source` (access_log rows plus a `sign`
--- column: 1 to add, -1 to take away) to the rollups. The rows are read once, into
--- groups per quarter, vhost, path, status and bot flag (a batch of 20,000 rows makes
--- a few thousand); both rollups are sums of those groups: the totals first, numbering
--- new pages (RETURNING gives every page's id, also one a concurrent writer just
--- numbered), then the days. Rows are locked in key order, so concurrent writers cannot
--- deadlock. The triggers EXECUTE it with their transition tables as the source, which
--- only the trigger function itself can read.
-CREATE OR REPLACE FUNCTION logpipe_rollup_statement(source text) RETURNS text
+-- column: 1 to add, -1 to take away) to the pending counts. The triggers EXECUTE it
+-- with their transition tables as the source, which only the trigger function itself
+-- can read.
+CREATE OR REPLACE FUNCTION logpipe_pending_statement(source text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $fn$
     SELECT format($sql$
-    WITH g AS MATERIALIZED (
-        SELECT date_bin('15 minutes', t.time, timestamptz 'epoch') AS quarter,
-               coalesce(t.vhost, '') AS vhost, coalesce(t.path, '') AS path,
-               coalesce(t.status, 0) AS status,
-               coalesce(t.is_bot, t.user_agent IS NULL) AS bot,
-               sum(t.sign) AS hits,
-               coalesce(sum(t.sign * coalesce(t.bytes, t.bytes_out)), 0) AS bytes
-          FROM (%s) t
-         GROUP BY 1, 2, 3, 4, 5
-    ), d AS (
-        SELECT (quarter AT TIME ZONE 'UTC')::date AS day, vhost, path,
-               sum(hits) AS hits, coalesce(sum(hits) FILTER (WHERE bot), 0) AS bot_hits,
-               sum(bytes) AS bytes, coalesce(sum(bytes) FILTER (WHERE bot), 0) AS bot_bytes
-          FROM g
+    WITH t AS MATERIALIZED (
+        SELECT s.time, coalesce(s.vhost, '') AS vhost, coalesce(s.path, '') AS path,
+               coalesce(s.status, 0) AS status,
+               coalesce(s.is_bot, s.user_agent IS NULL) AS bot, s.sign,
+               s.sign * coalesce(s.bytes, s.bytes_out, 0) AS bytes
+          FROM (%s) s
+    ), pages AS (
+        INSERT INTO logpipe_pending_pages (day, vhost, path, hits, bot_hits, bytes, bot_bytes)
+        SELECT (time AT TIME ZONE 'UTC')::date, vhost, path, sum(sign),
+               coalesce(sum(sign) FILTER (WHERE bot), 0), sum(bytes),
+               coalesce(sum(bytes) FILTER (WHERE bot), 0)
+          FROM t
          WHERE status BETWEEN 1 AND 399  -- served; 0 stands for a NULL status
          GROUP BY 1, 2, 3
+    )
+    INSERT INTO logpipe_pending_quarters (quarter, vhost, status, bot, hits, bytes)
+    SELECT date_bin('15 minutes', time, timestamptz 'epoch'), vhost, status, bot,
+           sum(sign), sum(bytes)
+      FROM t
+     GROUP BY 1, 2, 3, 4
+    $sql$, source)
+$fn$;
+
+-- Move every pending count into the rollups, in one transaction; returns how many
+-- pending rows it folded. Folds run one at a time (an advisory lock); rollup rows
+-- are locked in key order. New pages are numbered on the way (RETURNING gives every
+-- page's id, also one a concurrent fold just numbered).
+CREATE OR REPLACE FUNCTION logpipe_rollup_fold() RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    folded bigint;
+    subtracted boolean;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('logpipe_rollup_fold'));
+    WITH pq AS MATERIALIZED (
+        DELETE FROM logpipe_pending_quarters RETURNING *
+    ), pp AS MATERIALIZED (
+        DELETE FROM logpipe_pending_pages RETURNING *
+    ), d AS (
+        SELECT day, vhost, path, sum(hits) AS hits, sum(bot_hits) AS bot_hits,
+               sum(bytes) AS bytes, sum(bot_bytes) AS bot_bytes
+          FROM pp GROUP BY 1, 2, 3
     ), quarters AS (
         INSERT INTO logpipe_rollup_quarter AS q (quarter, vhost, status, bot, hits, bytes)
         SELECT quarter, vhost, status, bot, sum(hits), sum(bytes)
-          FROM g GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+          FROM pq GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
         ON CONFLICT (quarter, vhost, status, bot) DO UPDATE
            SET hits = q.hits + excluded.hits, bytes = q.bytes + excluded.bytes
     ), pages AS (
@@ -143,28 +197,30 @@ LANGUAGE sql IMMUTABLE AS $fn$
            SET hits = p.hits + excluded.hits, bot_hits = p.bot_hits + excluded.bot_hits,
                bytes = p.bytes + excluded.bytes, bot_bytes = p.bot_bytes + excluded.bot_bytes
         RETURNING p.id, p.vhost, p.path
+    ), daily AS (
+        INSERT INTO logpipe_rollup_daily AS r (day, page_id, hits, bot_hits, bytes, bot_bytes)
+        SELECT d.day, pages.id, d.hits, d.bot_hits, d.bytes, d.bot_bytes
+          FROM d JOIN pages ON pages.vhost = d.vhost AND pages.path = d.path
+         ORDER BY 1, 2
+        ON CONFLICT (day, page_id) DO UPDATE
+           SET hits = r.hits + excluded.hits, bot_hits = r.bot_hits + excluded.bot_hits,
+               bytes = r.bytes + excluded.bytes, bot_bytes = r.bot_bytes + excluded.bot_bytes
     )
-    INSERT INTO logpipe_rollup_daily AS r (day, page_id, hits, bot_hits, bytes, bot_bytes)
-    SELECT d.day, pages.id, d.hits, d.bot_hits, d.bytes, d.bot_bytes
-      FROM d JOIN pages ON pages.vhost = d.vhost AND pages.path = d.path
-     ORDER BY 1, 2
-    ON CONFLICT (day, page_id) DO UPDATE
-       SET hits = r.hits + excluded.hits, bot_hits = r.bot_hits + excluded.bot_hits,
-           bytes = r.bytes + excluded.bytes, bot_bytes = r.bot_bytes + excluded.bot_bytes
-    $sql$, source)
-$fn$;
-
--- Rows whose counts went down to nothing, after a DELETE or UPDATE.
-CREATE OR REPLACE FUNCTION logpipe_rollup_prune() RETURNS void
-LANGUAGE sql AS $$
-    DELETE FROM logpipe_rollup_daily WHERE hits <= 0;
-    DELETE FROM logpipe_rollup_quarter WHERE hits <= 0;
+    SELECT (SELECT count(*) FROM pq) + (SELECT count(*) FROM pp),
+           coalesce((SELECT bool_or(hits < 0) FROM pq), false)
+      INTO folded, subtracted;
+    IF subtracted THEN  -- rows deleted: drop what went down to nothing
+        DELETE FROM logpipe_rollup_daily WHERE hits <= 0;
+        DELETE FROM logpipe_rollup_quarter WHERE hits <= 0;
+    END IF;
+    RETURN folded;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION logpipe_rollup_add() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    EXECUTE logpipe_rollup_statement('SELECT n.*, 1 AS sign FROM new_rows n');
+    EXECUTE logpipe_pending_statement('SELECT n.*, 1 AS sign FROM new_rows n');
     RETURN NULL;
 END
 $$;
@@ -172,8 +228,7 @@ $$;
 CREATE OR REPLACE FUNCTION logpipe_rollup_subtract() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    EXECUTE logpipe_rollup_statement('SELECT o.*, -1 AS sign FROM old_rows o');
-    PERFORM logpipe_rollup_prune();
+    EXECUTE logpipe_pending_statement('SELECT o.*, -1 AS sign FROM old_rows o');
     RETURN NULL;
 END
 $$;
@@ -182,9 +237,8 @@ $$;
 CREATE OR REPLACE FUNCTION logpipe_rollup_update() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    EXECUTE logpipe_rollup_statement('SELECT o.*, -1 AS sign FROM old_rows o'
-                                     ' UNION ALL SELECT n.*, 1 AS sign FROM new_rows n');
-    PERFORM logpipe_rollup_prune();
+    EXECUTE logpipe_pending_statement('SELECT o.*, -1 AS sign FROM old_rows o'
+                                      ' UNION ALL SELECT n.*, 1 AS sign FROM new_rows n');
     RETURN NULL;
 END
 $$;
@@ -192,11 +246,16 @@ $$;
 CREATE OR REPLACE FUNCTION logpipe_rollup_truncate() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    TRUNCATE logpipe_rollup_daily, logpipe_rollup_quarter;
+    TRUNCATE logpipe_rollup_daily, logpipe_rollup_quarter, logpipe_pending_pages,
+             logpipe_pending_quarters;
     UPDATE logpipe_pages SET hits = 0, bot_hits = 0, bytes = 0, bot_bytes = 0 WHERE hits <> 0;
     RETURN NULL;
 END
 $$;
+
+-- Versions before the pending table kept the rollups with another function.
+DROP FUNCTION IF EXISTS logpipe_rollup_statement(text);
+DROP FUNCTION IF EXISTS logpipe_rollup_prune();
 
 -- (Re)build the rollups from access_log when they are new, were built by another
 -- definition, or their triggers were dropped or disabled (e.g. for a bulk load);
@@ -205,17 +264,19 @@ $$;
 DO $$
 BEGIN
     IF obj_description('logpipe_rollup_daily'::regclass, 'pg_class')
-           IS DISTINCT FROM 'logpipe rollup v2'
+           IS DISTINCT FROM 'logpipe rollup v3'
        OR (SELECT count(*) FROM pg_trigger
             WHERE tgrelid = 'access_log'::regclass AND tgenabled <> 'D'
               AND tgname LIKE 'access_log_rollup_%') < 4
     THEN
         LOCK TABLE access_log IN SHARE ROW EXCLUSIVE MODE;
-        TRUNCATE logpipe_rollup_daily, logpipe_rollup_quarter;
+        TRUNCATE logpipe_rollup_daily, logpipe_rollup_quarter, logpipe_pending_pages,
+             logpipe_pending_quarters;
         UPDATE logpipe_pages SET hits = 0, bot_hits = 0, bytes = 0, bot_bytes = 0
          WHERE hits <> 0;
-        EXECUTE logpipe_rollup_statement('SELECT a.*, 1 AS sign FROM access_log a');
-        COMMENT ON TABLE logpipe_rollup_daily IS 'logpipe rollup v2';
+        EXECUTE logpipe_pending_statement('SELECT a.*, 1 AS sign FROM access_log a');
+        PERFORM logpipe_rollup_fold();
+        COMMENT ON TABLE logpipe_rollup_daily IS 'logpipe rollup v3';
     END IF;
 END
 $$;
@@ -247,6 +308,14 @@ CREATE TRIGGER access_log_rollup_truncate AFTER TRUNCATE ON access_log
 -- test down to every row, while `WHERE path = '/x'` on the view still reaches the
 -- (path, vhost, referer) index.
 
+-- Requests per quarter of an hour, vhost, status and bot flag: the rollup plus what is
+-- pending (rows of one quarter may appear more than once: sum them).
+DROP VIEW IF EXISTS logpipe_quarters CASCADE;
+CREATE VIEW logpipe_quarters AS
+SELECT quarter, vhost, status, bot, hits, bytes FROM logpipe_rollup_quarter
+UNION ALL
+SELECT quarter, vhost, status, bot, hits, bytes FROM logpipe_pending_quarters;
+
 -- External referers per page: referers whose host is not the site's own (see
 -- logpipe_same_site).
 DROP VIEW IF EXISTS report_referers;
@@ -261,13 +330,18 @@ SELECT g.vhost, g.path, g.referer, g.hits
                     OR r.host = ANY (ARRAY(SELECT host FROM logpipe_site_hosts)), false)
  ORDER BY g.hits DESC, g.vhost, g.path, g.referer;
 
--- Most requested pages (requests served: status below 400), from the totals.
+-- Most requested pages (requests served: status below 400), from the totals and what
+-- is pending.
 DROP VIEW IF EXISTS report_pages;
 CREATE VIEW report_pages AS
-SELECT nullif(vhost, '') AS vhost, nullif(path, '') AS path, hits,
-       hits - bot_hits AS human_hits, bot_hits, bytes
-  FROM logpipe_pages
- WHERE hits > 0
+SELECT nullif(c.vhost, '') AS vhost, nullif(c.path, '') AS path, sum(c.hits)::bigint AS hits,
+       sum(c.hits - c.bot_hits)::bigint AS human_hits, sum(c.bot_hits)::bigint AS bot_hits,
+       sum(c.bytes)::bigint AS bytes
+  FROM (SELECT vhost, path, hits, bot_hits, bytes FROM logpipe_pages WHERE hits <> 0
+        UNION ALL
+        SELECT vhost, path, hits, bot_hits, bytes FROM logpipe_pending_pages) c
+ GROUP BY c.vhost, c.path
+HAVING sum(c.hits) > 0
  ORDER BY hits DESC, vhost, path;
 
 -- Requests per day and status code (days in the session's TimeZone), from the rollup.
@@ -275,7 +349,7 @@ DROP VIEW IF EXISTS report_status_daily;
 CREATE VIEW report_status_daily AS
 SELECT date_trunc('day', quarter)::date AS day, nullif(vhost, '') AS vhost,
        nullif(status, 0) AS status, sum(hits)::bigint AS hits
-  FROM logpipe_rollup_quarter
+  FROM logpipe_quarters
  GROUP BY 1, 2, 3
 HAVING sum(hits) > 0
  ORDER BY 1, 2, 3;
@@ -326,7 +400,7 @@ SELECT date_trunc('hour', quarter) AS hour, nullif(vhost, '') AS vhost,
        coalesce(sum(hits) FILTER (WHERE NOT bot), 0)::bigint AS human_hits,
        coalesce(sum(hits) FILTER (WHERE bot), 0)::bigint AS bot_hits,
        sum(bytes)::bigint AS bytes
-  FROM logpipe_rollup_quarter
+  FROM logpipe_quarters
  GROUP BY 1, 2
 HAVING sum(hits) > 0
  ORDER BY 1, 2;
@@ -338,7 +412,7 @@ SELECT date_trunc('day', quarter)::date AS day, nullif(vhost, '') AS vhost,
        coalesce(sum(hits) FILTER (WHERE NOT bot), 0)::bigint AS human_hits,
        coalesce(sum(hits) FILTER (WHERE bot), 0)::bigint AS bot_hits,
        sum(bytes)::bigint AS bytes
-  FROM logpipe_rollup_quarter
+  FROM logpipe_quarters
  GROUP BY 1, 2
 HAVING sum(hits) > 0
  ORDER BY 1, 2;

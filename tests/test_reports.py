@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg2
 import pytest
-from conftest import Database, logpipe_cmd, query, scalar, start_logger
+from conftest import Database, execute, logpipe_cmd, query, scalar, start_logger, wait_for
 
 from logpipe import cli, report
 
@@ -223,6 +223,9 @@ ROLLUP = """
     SELECT r.day::text, p.vhost, p.path, r.hits, r.bot_hits, r.bytes, r.bot_bytes
       FROM logpipe_rollup_daily r JOIN logpipe_pages p ON p.id = r.page_id ORDER BY 1, 2, 3"""
 
+PENDING = ("SELECT (SELECT count(*) FROM logpipe_pending_pages)"
+           " + (SELECT count(*) FROM logpipe_pending_quarters)")
+
 # What the daily rollup must hold, computed from access_log itself.
 ROLLUP_FROM_ACCESS_LOG = """
         SELECT (time AT TIME ZONE 'UTC')::date::text, coalesce(vhost, ''), coalesce(path, ''),
@@ -245,12 +248,15 @@ def test_rollup_matches_access_log(loaded: Database) -> None:
          GROUP BY 1, 2 ORDER BY 1, 2""")
     assert len(totals) == 11
     assert_quarters_match(loaded.dsn)
+    # the logger folded what it loaded before it exited
+    assert scalar(loaded.dsn, PENDING) == 0
 
 
 def assert_quarters_match(dsn: str) -> None:
+    """logpipe_quarters (rollup plus pending) counts what access_log holds, at any time."""
     assert query(dsn, """
-        SELECT quarter, vhost, status, bot, hits, bytes FROM logpipe_rollup_quarter
-        ORDER BY 1, 2, 3, 4""") == query(dsn, """
+        SELECT quarter, vhost, status, bot, sum(hits), sum(bytes) FROM logpipe_quarters
+        GROUP BY 1, 2, 3, 4 HAVING sum(hits) <> 0 ORDER BY 1, 2, 3, 4""") == query(dsn, """
         SELECT logpipe_quarter(time), coalesce(vhost, ''), coalesce(status, 0),
                coalesce(is_bot, user_agent IS NULL), count(*),
                coalesce(sum(coalesce(bytes, bytes_out)), 0)
@@ -741,6 +747,16 @@ def test_logs_without_vhost_and_site_hosts(database: Database) -> None:
         ("https://www.example.org/a", "/missing", 1)]
 
 
+def folded(dsn: str) -> list[tuple]:
+    """The daily rollup after folding what is pending into it."""
+    execute(dsn, "SELECT logpipe_rollup_fold()")
+    assert scalar(dsn, PENDING) == 0
+    return query(dsn, ROLLUP)
+
+
+PAGES_VIEW = "SELECT vhost, path, hits, human_hits, bot_hits, bytes FROM report_pages"
+
+
 def test_rollup_follows_deletes_updates_and_rebuilds(database: Database) -> None:
     insert(database.dsn, [
         ("2024-10-10 10:00:00+00", "v", "/a", 200, 10, None, "ua", False),
@@ -748,18 +764,27 @@ def test_rollup_follows_deletes_updates_and_rebuilds(database: Database) -> None
         ("2024-10-10 12:00:00+00", None, None, 304, None, None, None, None),
         ("2024-10-10 12:00:00+00", "v", "/a", 404, 1, None, "ua", False),
     ])
-    assert query(database.dsn, ROLLUP) == [("2024-10-10", "", "", 1, 1, 0, 0),
-                                           ("2024-10-10", "v", "/a", 2, 0, 15, 0)]
+    # pending until folded, but the views count what is pending too
+    assert query(database.dsn, ROLLUP) == []
+    assert query(database.dsn, PAGES_VIEW) == [("v", "/a", 2, 2, 0, 15), (None, None, 1, 0, 1, 0)]
+    assert_quarters_match(database.dsn)
+    assert folded(database.dsn) == [("2024-10-10", "", "", 1, 1, 0, 0),
+                                    ("2024-10-10", "v", "/a", 2, 0, 15, 0)]
+    assert query(database.dsn, PAGES_VIEW) == [("v", "/a", 2, 2, 0, 15), (None, None, 1, 0, 1, 0)]
     conn = psycopg2.connect(database.dsn)
     conn.autocommit = True
     cur = conn.cursor()
     assert_quarters_match(database.dsn)
     cur.execute("UPDATE access_log SET is_bot = true WHERE time = '2024-10-10 11:00:00+00'")
-    assert query(database.dsn, ROLLUP) == [("2024-10-10", "", "", 1, 1, 0, 0),
-                                           ("2024-10-10", "v", "/a", 2, 1, 15, 5)]
+    assert query(database.dsn, PAGES_VIEW) == [("v", "/a", 2, 1, 1, 15), (None, None, 1, 0, 1, 0)]
+    assert folded(database.dsn) == [("2024-10-10", "", "", 1, 1, 0, 0),
+                                    ("2024-10-10", "v", "/a", 2, 1, 15, 5)]
     assert_quarters_match(database.dsn)
     cur.execute("DELETE FROM access_log WHERE path IS NULL OR time < '2024-10-10 11:00:00+00'")
-    assert query(database.dsn, ROLLUP) == [("2024-10-10", "v", "/a", 1, 1, 5, 5)]
+    assert_quarters_match(database.dsn)
+    assert query(database.dsn, PAGES_VIEW) == [("v", "/a", 1, 0, 1, 5)]
+    assert folded(database.dsn) == [("2024-10-10", "v", "/a", 1, 1, 5, 5)]
+    assert scalar(database.dsn, "SELECT count(*) FROM logpipe_rollup_quarter WHERE hits <= 0") == 0
     assert_quarters_match(database.dsn)
     # a bulk load with the triggers disabled: the next initdb rebuilds the rollup
     cur.execute("ALTER TABLE access_log DISABLE TRIGGER access_log_rollup_insert")
@@ -770,13 +795,53 @@ def test_rollup_follows_deletes_updates_and_rebuilds(database: Database) -> None
     assert query(database.dsn, ROLLUP) == [("2024-10-10", "v", "/a", 1, 1, 5, 5),
                                            ("2024-10-11", "v", "/b", 1, 1, 0, 0)]
     assert_quarters_match(database.dsn)
+    execute(database.dsn, "INSERT INTO access_log (time, vhost, path, status) VALUES"
+                          " ('2024-10-12 00:00:00+00', 'v', '/c', 200)")  # left pending
     conn = psycopg2.connect(database.dsn)
     conn.autocommit = True
     conn.cursor().execute("TRUNCATE access_log")
     conn.close()
     assert query(database.dsn, ROLLUP) == []
     assert query(database.dsn, "SELECT * FROM report_pages") == []
+    assert scalar(database.dsn, PENDING) == 0
     assert_quarters_match(database.dsn)
+
+
+def test_report_folds_pending_counts_first(database: Database) -> None:
+    """Rows nobody folded yet (here: inserted by hand) are in `logpipe report pages`,
+    which reads the rollups only, because it folds first."""
+    insert(database.dsn, [("2024-10-10 10:00:00+00", "v", "/a", 200, 10, None, "ua", False),
+                          ("2024-10-10 10:00:00+00", "v", "/a", 200, 5, None, "ua", False)])
+    assert scalar(database.dsn, "SELECT sum(hits) FROM logpipe_pending_quarters") == 2
+    assert as_json(database.dsn, "pages") == [
+        {"vhost": "v", "path": "/a", "hits": 2, "bytes": 15}]
+    assert scalar(database.dsn, PENDING) == 0
+    assert query(database.dsn, ROLLUP) == [("2024-10-10", "v", "/a", 2, 0, 15, 0)]
+
+
+def test_writer_loads_when_the_rollups_cannot_be_folded(
+        database: Database, tmp_path: Path) -> None:
+    """A schema whose rollups cannot be folded (here: the function dropped) costs the
+    reports, never the rows: the writer says so once and goes on loading."""
+    execute(database.dsn, "DROP FUNCTION logpipe_rollup_fold()")
+    proc = start_logger(database.dsn, tmp_path / "spool", stdin=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stderr is not None
+    for i in range(3):
+        proc.stdin.write(b"".join(
+            f'192.0.2.1 - - [10/Oct/2024:10:00:0{i} +0000] "GET /p{n} HTTP/1.1" 200 1 "-" "b"\n'
+            .encode() for n in range(100)))
+        proc.stdin.flush()
+        wait_for(lambda i=i: database.rows() == 100 * (i + 1), timeout=30)
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 0
+    err = proc.stderr.read().decode()
+    assert err.count("cannot update the report rollups") == 1, err
+    assert "logpipe initdb" in err
+    assert database.rows() == 300
+    assert scalar(database.dsn, "SELECT sum(hits) FROM logpipe_pending_quarters") == 300
+    database.initdb()  # restores the function; the counts were kept
+    execute(database.dsn, "SELECT logpipe_rollup_fold()")
+    assert query(database.dsn, "SELECT sum(hits)::int FROM logpipe_pages") == [(300,)]
 
 
 def test_rollups_with_concurrent_writers(database: Database, tmp_path: Path) -> None:

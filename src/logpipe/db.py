@@ -54,3 +54,20 @@ def initdb(dsn: str) -> list[str]:
     finally:
         conn.close()
     return [p.name for p in files]
+
+
+def fold_rollups(conn: psycopg2.extensions.connection) -> str | None:
+    """Move the pending report counts into the rollups (sql/020_reports.sql), in a
+    transaction of its own. Returns None, or why it could not (e.g. a schema from
+    before the pending table: `logpipe initdb` upgrades it; or a read-only user).
+    A lost connection is raised: the caller has its own way of handling that."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT logpipe_rollup_fold()")
+        conn.commit()
+    except (psycopg2.OperationalError, psycopg2.InterfaceError):
+        raise
+    except psycopg2.Error as exc:
+        conn.rollback()
+        return str(exc).strip().splitlines()[0]
+    return None

@@ -126,4 +126,12 @@ def _load_one(conn: Any, parser: Any, source: str | None, path: Path, force: boo
             "If tables are missing, run `logpipe initdb`")
         return False
     say(f"{path}: loaded {rows} rows, {rejects} rejects (see access_log_rejects)")
+    try:
+        problem = db.fold_rollups(conn)
+    except CONNECTION_ERRORS as exc:
+        problem = first_line(exc)
+    if problem is not None:
+        say(f"{path}: the report rollups were not updated ({problem}); the next "
+            "`logpipe report` or running logger updates them. If the schema is old, run "
+            "`logpipe initdb`")
     return True

@@ -31,7 +31,7 @@ from logpipe.logfields import (
     Field,
     Plan,
 )
-from logpipe.logrow import CACHE_LIMIT, Cut, RowBuilder, check_quoted, fill_value
+from logpipe.logrow import CACHE_LIMIT, TIME_CACHE_LIMIT, Cut, RowBuilder, check_quoted, fill_value
 
 # Methods the loop takes without further checks; any other goes through split_request().
 METHODS = frozenset((
@@ -115,7 +115,7 @@ def _time(plan: Plan, names: list[str]) -> list[str]:
             f"        c_time = b.time({t})",
             "    else:",
             f'        c_time = f"{{c_time}}{{{t}[13:21]}}{{{t}[22:25]}}:{{{t}[25:27]}}"',
-            "        if len(time_cache) >= CACHE_LIMIT:",
+            "        if len(time_cache) >= TIME_CACHE_LIMIT:",
             "            time_cache.clear()",
             f"        time_cache[{t}] = c_time",
         ]
@@ -177,6 +177,7 @@ def compile_run(plan: Plan, builder: RowBuilder) -> tuple[RunFunction, str]:
         "agent_cache": builder.agent_cache,
         "extra_cache": builder.extra_cache,
         "CACHE_LIMIT": CACHE_LIMIT,
+        "TIME_CACHE_LIMIT": TIME_CACHE_LIMIT,
         "b": builder,
         "N": logvalues.NULL,
         "SOURCE": builder.source,

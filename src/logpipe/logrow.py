@@ -32,6 +32,9 @@ from logpipe.logfields import (
 
 NULL = v.NULL
 CACHE_LIMIT = 50_000
+# Times: lines arrive in time order, so only the last few seconds repeat; a small cache
+# keeps the writer's memory flat whatever the log's span.
+TIME_CACHE_LIMIT = 4_096
 
 
 class Reject(Exception):
@@ -109,7 +112,7 @@ class RowBuilder:
                 text = v.strftime_time(value, f.pyfmt)
             if text is None:
                 return None
-            if len(self.time_cache) >= CACHE_LIMIT:
+            if len(self.time_cache) >= TIME_CACHE_LIMIT:
                 self.time_cache.clear()
             self.time_cache[value] = text
         return text

@@ -465,7 +465,7 @@ def _quarter_floor(moment: dt.datetime) -> dt.datetime:
 def _quarters(f: Filters) -> tuple[str, dict[str, Any]]:
     """Requests per quarter of an hour, vhost ('' for none), status (0 for none) and bot
     flag, as (quarter, vhost, status, bot, hits, bytes): whole quarters from
-    logpipe_rollup_quarter, the partial ones at either end from access_log."""
+    logpipe_quarters (rollup and pending), the partial ones at either end from access_log."""
     params: dict[str, Any] = {}
     lo = hi = None
     if f.since is not None:
@@ -493,7 +493,7 @@ def _quarters(f: Filters) -> tuple[str, dict[str, Any]]:
         if f.bots is not None:
             where.append("q.bot" if f.bots else "NOT q.bot")
         rollup = ("SELECT q.quarter, q.vhost, q.status, q.bot, q.hits, q.bytes"
-                  f" FROM logpipe_rollup_quarter q WHERE {_and(where)}")
+                  f" FROM logpipe_quarters q WHERE {_and(where)}")
     params.update(lo=lo, hi=hi)
     parts = [rollup] if rollup else []
     if raw_spans:
@@ -772,6 +772,9 @@ def run(args: argparse.Namespace) -> int:
         say(f"cannot connect: {str(exc).strip()}")
         return 1
     try:
+        # Counts the writer has not folded yet (it does within seconds): a user who may
+        # only read gets the rollups as of the writer's last fold.
+        db.fold_rollups(conn)
         conn.set_session(readonly=True, autocommit=True)
         with conn.cursor() as cur:
             prepare_session(cur)

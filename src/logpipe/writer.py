@@ -34,6 +34,16 @@ UPDATE logpipe_progress
  WHERE segment = %s
 """
 MAX_LINE_READ = 64 * 1024 * 1024
+# Batches commit without waiting for the WAL flush: PostgreSQL goes on loading the
+# next batch instead of waiting for the disk. If the server crashes, the last batches
+# roll back together with their progress rows, and the spool still holds those lines,
+# so they are loaded again: nothing lost, nothing doubled. The commit after which a
+# segment file is deleted waits for the flush (the server's own setting), and so
+# makes every commit before it durable too.
+# work_mem: a batch's rows (the rollup triggers' transition table) fit in memory.
+SESSION_SQL = "SET synchronous_commit = off; SET work_mem = '32MB'"
+DURABLE_COMMIT_SQL = "SET LOCAL synchronous_commit TO DEFAULT"
+FOLD_INTERVAL = 10.0  # seconds: how long report rollups may lag under sustained load
 FORGET_OLD_SQL = (
     "DELETE FROM logpipe_progress WHERE finished AND updated_at < now() - interval '7 days'"
 )
@@ -80,6 +90,9 @@ class Writer:
         self._forgot_at = 0.0
         self._lifeline: int | None = None
         self._contended = False  # a pass skipped a segment another writer had locked
+        self._unfolded = False  # rows committed since the rollups were last folded
+        self._folded_at = time.monotonic()
+        self._fold_problem: str | None = None
 
     # -- entry points ---------------------------------------------------------
 
@@ -145,6 +158,7 @@ class Writer:
                 closed = spool.is_closed(path)
                 if closed or include_live:
                     progressed |= self._load_segment(conn, name, path, closed)
+            self._fold(conn, caught_up=not progressed)
             self._forget_old_progress(conn)
         except CONNECTION_ERRORS as exc:
             self._lost(exc)
@@ -195,7 +209,10 @@ class Writer:
                 cur.execute(
                     ADVANCE_SQL, (offset + len(chunk), rows + rejects, at_end, name)
                 )
+                if at_end:  # the segment is deleted next: this commit must be durable
+                    cur.execute(DURABLE_COMMIT_SQL)
             conn.commit()
+            self._unfolded |= rows > 0
             self.totals.rows += rows
             self.totals.rejects += rejects
             progressed = True
@@ -268,6 +285,9 @@ class Writer:
             return self._conn
         try:
             self._conn = db.connect(self.settings.dsn, "logpipe writer")
+            with self._conn.cursor() as cur:
+                cur.execute(SESSION_SQL)
+            self._conn.commit()
         except psycopg2.OperationalError as exc:
             self._lost(exc)
             return None
@@ -303,6 +323,19 @@ class Writer:
             return 0.5
         down_for = time.monotonic() - self._outage_since
         return min(0.5 + down_for / 10, 5.0)
+
+    def _fold(self, conn: psycopg2.extensions.connection, caught_up: bool) -> None:
+        """Fold the report rollups once the spool is caught up, or every FOLD_INTERVAL:
+        folding many batches at once costs PostgreSQL far less than folding each."""
+        now = time.monotonic()
+        if not self._unfolded or not (caught_up or now - self._folded_at >= FOLD_INTERVAL):
+            return
+        problem = db.fold_rollups(conn)
+        self._unfolded, self._folded_at = False, now
+        if problem is not None and problem != self._fold_problem:
+            say(f"cannot update the report rollups ({problem}); rows still load. "
+                "Run `logpipe initdb` to upgrade the schema")
+        self._fold_problem = problem
 
     def _forget_old_progress(self, conn: psycopg2.extensions.connection) -> None:
         now = time.monotonic()
