@@ -86,6 +86,25 @@ def test_rows_are_visible_within_about_a_second(database: Database, tmp_path: Pa
     finish(proc)
 
 
+def test_reader_widens_the_pipe_and_gathers_lines_written_one_by_one(
+        database: Database, tmp_path: Path) -> None:
+    """Apache writes a line per request: the reader asks for a 1 MiB pipe (room while
+    it gathers lines for a moment between reads) and loads every line exactly once."""
+    import fcntl
+
+    get_pipe_size = getattr(fcntl, "F_GETPIPE_SZ", 1032)
+    proc = start_logger(database.dsn, tmp_path)
+    assert proc.stdin is not None
+    wait_for(lambda: fcntl.fcntl(proc.stdin.fileno(), get_pipe_size) == 1024 * 1024,
+             timeout=10, what="the reader widening its pipe")
+    lines = [combined_line(i) for i in range(500)]
+    for line in lines:
+        proc.stdin.write(line)
+        proc.stdin.flush()
+    finish(proc)
+    assert_exactly_once(database, lines)
+
+
 def test_identical_lines_are_separate_rows(database: Database, tmp_path: Path) -> None:
     line = combined_line(7)
     proc = start_logger(database.dsn, tmp_path)
