@@ -306,7 +306,7 @@ CREATE TRIGGER access_log_rollup_truncate AFTER TRUNCATE ON access_log
 -- report_referers and report_broken_links group first, then test the referer's host
 -- once per group in a LATERAL subquery: `OFFSET 0` keeps PostgreSQL from pushing the
 -- test down to every row, while `WHERE path = '/x'` on the view still reaches the
--- (path, vhost, referer) index.
+-- path index (010_indexes.sql).
 
 -- Requests per quarter of an hour, vhost, status and bot flag: the rollup plus what is
 -- pending (rows of one quarter may appear more than once: sum them).

@@ -2,7 +2,7 @@
 
 The views in sql/020_reports.sql aggregate over all time, for psql. This module runs
 the same queries with filters (--path, --vhost, --since, --until, --humans/--bots)
-as parameterised SQL, so PostgreSQL can use the (path, vhost, referer) index, the
+as parameterised SQL, so PostgreSQL can use the path index (with vhost, referer), the
 BRIN index on time, and the daily rollup behind `pages`.
 """
 
