@@ -844,6 +844,39 @@ def test_writer_loads_when_the_rollups_cannot_be_folded(
     assert query(database.dsn, "SELECT sum(hits)::int FROM logpipe_pages") == [(300,)]
 
 
+def test_writer_folds_when_caught_up_or_every_fold_interval(
+        database: Database, tmp_path: Path) -> None:
+    """The writer's fold policy against a real database: nothing to fold, nothing done;
+    while busy, a fold at most every FOLD_INTERVAL; once caught up, a fold at once."""
+    import time
+
+    from logpipe import writer as writer_module
+
+    insert(database.dsn, [("2024-10-10 10:00:00+00", "v", "/a", 200, 10, None, "ua", False)])
+    settings = writer_module.WriterSettings(spool_dir=tmp_path, dsn=database.dsn,
+                                            flush_interval=0.2, batch_lines=100)
+    writer = writer_module.Writer(settings, cli.make_parser_factory())
+    conn = writer._connection()
+    assert conn is not None
+    try:
+        writer._fold(conn, caught_up=True)  # nothing loaded by this writer yet
+        assert scalar(database.dsn, PENDING) == 2
+        writer._unfolded = True
+        writer._fold(conn, caught_up=False)  # busy, and it folded just now
+        assert scalar(database.dsn, PENDING) == 2
+        writer._folded_at = time.monotonic() - writer_module.FOLD_INTERVAL
+        writer._fold(conn, caught_up=False)  # busy for FOLD_INTERVAL: fold anyway
+        assert scalar(database.dsn, PENDING) == 0
+        assert not writer._unfolded
+        insert(database.dsn, [("2024-10-10 11:00:00+00", "v", "/a", 200, 5, None, "ua", False)])
+        writer._unfolded = True
+        writer._fold(conn, caught_up=True)
+        assert scalar(database.dsn, PENDING) == 0
+        assert query(database.dsn, ROLLUP) == [("2024-10-10", "v", "/a", 2, 0, 15, 0)]
+    finally:
+        writer.close()
+
+
 def test_rollups_with_concurrent_writers(database: Database, tmp_path: Path) -> None:
     """Two loggers loading the same pages at once, in small batches: the rollups' row
     locks are taken in key order, so neither deadlocks, and the counts add up."""
