@@ -138,7 +138,9 @@ def test_drain_daemon_detaches_loads_and_stops(database: Database, tmp_path: Pat
     pid = int(pidfile.read_text())
     assert pid != os.getpid()
     wait_for(lambda: database.rows() == 300, timeout=30, what="rows loaded by the daemon")
-    assert spool.list_segments(spool_dir) == []
+    # the segment is deleted just after the commit that makes its rows visible
+    wait_for(lambda: spool.list_segments(spool_dir) == [], timeout=10,
+             what="the loaded segment to be deleted")
     again = run("drain", "--dsn", database.dsn, "--spool-dir", str(spool_dir))
     assert again.returncode == 1 and "already runs" in again.stderr
     stopped = run("drain", "--stop", "--spool-dir", str(spool_dir))
