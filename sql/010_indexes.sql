@@ -1,6 +1,7 @@
 -- Indexes for the reports. Every index on access_log slows down COPY, so there is
 -- exactly one: `logpipe report referers --path P` (and report_referers WHERE path =)
--- reads only this index, without touching the table. Its key is the path alone,
+-- reads only this index, without touching the table (except for the most requested
+-- paths, which have counts of their own: logpipe_hot_paths in 020_reports.sql). Its key is the path alone,
 -- with vhost and referer carried along: each row's entry goes at the end of its
 -- path's run (ties are broken by the row's position in the table), where an entry
 -- keyed on the referer too would go anywhere in it. That halves what the index

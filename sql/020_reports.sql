@@ -65,7 +65,8 @@ $$;
 -- 1. Statement-level triggers on access_log (COPY fires them once per batch, with the
 --    batch's rows in a transition table) add the batch's counts per day and page,
 --    and per quarter, vhost, status and bot flag, to logpipe_pending_pages and
---    logpipe_pending_quarters: plain INSERTs, in the same transaction as the rows.
+--    logpipe_pending_quarters (and per referer of a hot path, see below, to
+--    logpipe_pending_referers): plain INSERTs, in the same transaction as the rows.
 -- 2. logpipe_rollup_fold() moves the pending counts into the rollups. Updating a
 --    page's counters costs the same for one request as for a thousand, so folding
 --    many batches at once is much cheaper than folding each. The writer folds when
