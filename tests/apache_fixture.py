@@ -442,8 +442,12 @@ CustomLog "{self.ground_truth_path}" combined
         return [p for p in self.logger_pids() if "_writer" in cmdline(p)]
 
     def reader_pids(self) -> list[int]:
-        """Piped loggers: the logpipe processes httpd started (their parent is httpd)."""
-        return [p for p in self.logger_pids() if "_writer" not in cmdline(p)]
+        """Piped loggers: the logpipe processes httpd started (their parent is httpd).
+        A writer child between its fork and its exec still has its reader's command
+        line: its parent, a reader, tells it apart."""
+        loggers = self.logger_pids()
+        return [p for p in loggers
+                if "_writer" not in cmdline(p) and parent_of(p) not in loggers]
 
     def current_readers(self) -> list[int]:
         """Readers whose parent is the running httpd (old ones after a graceful may linger)."""
