@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 from pathlib import Path
 
 from logpipe import spool
@@ -55,3 +57,19 @@ def test_spool_max_drops_and_counts(tmp_path: Path, capfd) -> None:
     err = capfd.readouterr().err
     assert err.count("cannot write to the spool") == 1
     assert f"{appender.dropped_lines} lines" in err
+
+
+def test_a_closed_segment_looks_closed_to_two_writers_probing_at_once(tmp_path: Path) -> None:
+    """Writers probe with a lock of their own; one writer's probe must not make the
+    segment look live to another, or both leave it behind."""
+    appender = spool.SpoolAppender(tmp_path, spool.make_header("combined", None), 1 << 20)
+    appender.append(b"a line\n")
+    path = tmp_path / spool.list_segments(tmp_path)[0]
+    assert not spool.is_closed(path)  # the appender's lock
+    appender.close()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # another writer's probe, mid-way
+        assert spool.is_closed(path)
+    finally:
+        os.close(fd)

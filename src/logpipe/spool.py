@@ -78,7 +78,10 @@ def is_closed(path: Path) -> bool:
     except FileNotFoundError:
         return True
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # A shared lock: it fails only against the appender's exclusive one. (Two
+        # writers probing at once with exclusive locks would each take the other's
+        # probe for an appender, and both leave a closed segment behind.)
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
     finally:
