@@ -7,6 +7,8 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
+from logpipe.loader import first_line
+
 _PACKAGED_SQL = Path(__file__).resolve().parent / "sql"
 _SOURCE_TREE_SQL = Path(__file__).resolve().parents[2] / "sql"
 INITDB_LOCK = 0x6C6F6770  # advisory lock key: two initdb runs at once take turns
@@ -69,5 +71,5 @@ def fold_rollups(conn: psycopg2.extensions.connection) -> str | None:
         raise
     except psycopg2.Error as exc:
         conn.rollback()
-        return str(exc).strip().splitlines()[0]
+        return first_line(exc)
     return None

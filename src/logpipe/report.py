@@ -262,21 +262,25 @@ def query_referers(f: Filters) -> tuple[str, dict[str, Any]]:
     EXISTS tests are one-time filters, so only one of the two is read."""
     params: dict[str, Any] = {}
     where = ["a.referer IS NOT NULL", "a.referer <> ''", *_conditions(f, params)]
-    groups = f"SELECT a.vhost, a.referer, count(*) AS hits FROM access_log a WHERE {_and(where)}"
+    rollup = ""
     if f.path is not None and f.since is None and f.until is None:
         hot = "EXISTS (SELECT FROM logpipe_hot_paths WHERE path = %(path)s)"
         counted = {None: "r.hits", True: "r.bot_hits", False: "r.hits - r.bot_hits"}[f.bots]
-        rollup = ["r.path = %(path)s"] + (["r.vhost = %(vhost)s"] if f.vhost is not None else [])
-        groups = (
+        rollup_where = [hot, "r.path = %(path)s"]
+        if f.vhost is not None:
+            rollup_where.append("r.vhost = %(vhost)s")
+        rollup = (
             f"SELECT nullif(r.vhost, '') AS vhost, r.referer, sum({counted}) AS hits"
             " FROM (SELECT path, vhost, referer, hits, bot_hits FROM logpipe_path_referers"
             " UNION ALL SELECT path, vhost, referer, hits, bot_hits"
-            f" FROM logpipe_pending_referers) r WHERE {hot} AND {_and(rollup)}"
-            f" GROUP BY 1, 2 UNION ALL {groups} AND NOT {hot}"
+            f" FROM logpipe_pending_referers) r WHERE {_and(rollup_where)}"
+            " GROUP BY 1, 2 UNION ALL "
         )
+        where.append(f"NOT {hot}")
     sql = (
         "SELECT g.referer, sum(g.hits)::bigint AS hits"
-        f" FROM ({groups} GROUP BY a.vhost, a.referer) g {REFERER_HOST}"
+        f" FROM ({rollup}SELECT a.vhost, a.referer, count(*) AS hits FROM access_log a"
+        f" WHERE {_and(where)} GROUP BY a.vhost, a.referer) g {REFERER_HOST}"
         f" WHERE NOT {SAME_SITE} AND g.hits > 0"
         " GROUP BY g.referer ORDER BY hits DESC, g.referer" + _limit(f, params)
     )
