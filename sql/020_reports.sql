@@ -204,7 +204,6 @@ $fn$;
 -- pending rows it folded. Folds run one at a time (an advisory lock); rollup rows
 -- are locked in key order. New pages are numbered on the way (RETURNING gives every
 -- page's id, also one a concurrent fold just numbered).
-DROP FUNCTION IF EXISTS logpipe_rollup_fold();  -- now with an argument
 CREATE OR REPLACE FUNCTION logpipe_rollup_fold(hot_hits bigint DEFAULT 100000)
 RETURNS bigint
 LANGUAGE plpgsql AS $$
@@ -494,12 +493,9 @@ HAVING sum(hits) > 0
 
 DROP VIEW IF EXISTS report_traffic_daily;
 CREATE VIEW report_traffic_daily AS
-SELECT date_trunc('day', quarter)::date AS day, nullif(vhost, '') AS vhost,
-       sum(hits)::bigint AS hits,
-       coalesce(sum(hits) FILTER (WHERE NOT bot), 0)::bigint AS human_hits,
-       coalesce(sum(hits) FILTER (WHERE bot), 0)::bigint AS bot_hits,
+SELECT hour::date AS day, vhost, sum(hits)::bigint AS hits,
+       sum(human_hits)::bigint AS human_hits, sum(bot_hits)::bigint AS bot_hits,
        sum(bytes)::bigint AS bytes
-  FROM logpipe_quarters
+  FROM report_traffic_hourly
  GROUP BY 1, 2
-HAVING sum(hits) > 0
  ORDER BY 1, 2;
