@@ -134,7 +134,9 @@ def test_drain_daemon_detaches_loads_and_stops(database: Database, tmp_path: Pat
     started = run("drain", "--dsn", database.dsn, "--spool-dir", str(spool_dir))
     assert started.returncode == 0, started.stderr
     pidfile = spool_dir / "drain.pid"
-    wait_for(pidfile.exists, timeout=10, what="the pid file")
+    # the lock file is created first, its pid written just after
+    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip().isdigit(), timeout=10,
+             what="the pid in the pid file")
     pid = int(pidfile.read_text())
     assert pid != os.getpid()
     wait_for(lambda: database.rows() == 300, timeout=30, what="rows loaded by the daemon")
