@@ -6,10 +6,10 @@ Detectors:
   crawlerdetect      CrawlerDetect's patterns (its uncached check)
   ua-parser          ua-parser 1.x, device family == "Spider" (BasicResolver, no cache)
   (no extras)        crawlerdetect's patterns through logpipe's faster matcher alone
-  logpipe.agents     what logpipe uses: that + a few extra patterns, no User-Agent = bot
+  logpipe.parse.agents     what logpipe uses: that + a few extra patterns, no User-Agent = bot
 
 The extra patterns were chosen for agents crawlerdetect misses, some of them in
-this very list, so logpipe.agents' score here is optimistic; the "no extras" row
+this very list, so logpipe.parse.agents' score here is optimistic; the "no extras" row
 shows what the matcher alone gets (crawlerdetect's answers, faster).
 
 Speed is microseconds per call with no cache (each User-Agent parsed afresh), the
@@ -69,7 +69,7 @@ def make_ua_parser() -> Callable[[str], bool]:
 
 
 def make_logpipe_matcher_only() -> Callable[[str], bool]:
-    from logpipe import agents
+    from logpipe.parse import agents
 
     re.purge()
     match = agents.build_matcher(extras=False)
@@ -82,7 +82,7 @@ def make_logpipe_matcher_only() -> Callable[[str], bool]:
 
 
 def make_logpipe() -> Callable[[str], bool]:
-    from logpipe import agents
+    from logpipe.parse import agents
 
     agents._matcher = None  # compile afresh: setup counts the pattern compilation
     re.purge()
@@ -93,7 +93,7 @@ DETECTORS: dict[str, Callable[[], Callable[[str], bool]]] = {
     "crawlerdetect 0.4": make_crawlerdetect,
     'ua-parser 1.0 (device "Spider")': make_ua_parser,
     "crawlerdetect's patterns, logpipe's matcher (no extras)": make_logpipe_matcher_only,
-    "logpipe.agents (crawlerdetect + extras)": make_logpipe,
+    "logpipe.parse.agents (crawlerdetect + extras)": make_logpipe,
 }
 
 

@@ -33,9 +33,10 @@ import psycopg2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from logpipe import db, report
-from logpipe.columns import ACCESS_LOG_COLUMNS
-from logpipe.loader import COPY_ROWS_SQL
+from logpipe.parse.columns import ACCESS_LOG_COLUMNS
+from logpipe.reports import command as report
+from logpipe.store import database as db
+from logpipe.store.copy import COPY_ROWS_SQL
 
 HUMAN_AGENTS = [
     f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "

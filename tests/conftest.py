@@ -15,7 +15,7 @@ from typing import Callable
 import psycopg2
 import pytest
 
-from logpipe.columns import ACCESS_LOG_COLUMNS
+from logpipe.parse.columns import ACCESS_LOG_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_DSN = os.environ.get("LOGPIPE_TEST_ADMIN_DSN", "dbname=postgres")

@@ -1,4 +1,4 @@
-"""logpipe.agents.classify_agent: the labelled list, crawlerdetect parity, lazy loading."""
+"""logpipe.parse.agents.classify_agent: the labelled list, crawlerdetect parity, lazy loading."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from logpipe import agents
-from logpipe.agents import classify_agent
+from logpipe.parse import agents
+from logpipe.parse.agents import classify_agent
 
 ROOT = Path(__file__).resolve().parents[1]
 LIST = ROOT / "tests" / "data" / "user_agents.tsv"
@@ -95,9 +95,9 @@ def test_grouped_alternation_keeps_meaning() -> None:
 
 
 def test_import_is_cheap() -> None:
-    """Importing logpipe.agents loads no pattern library; the first call does."""
+    """Importing logpipe.parse.agents loads no pattern library; the first call does."""
     code = (
-        "import sys, logpipe.agents as a\n"
+        "import sys, logpipe.parse.agents as a\n"
         "print('crawlerdetect' in sys.modules)\n"
         "a.classify_agent('curl/8.5.0')\n"
         "print('crawlerdetect' in sys.modules)\n"
@@ -112,4 +112,4 @@ def test_agents_bench_runs() -> None:
         [sys.executable, str(ROOT / "bench" / "agents_bench.py"), "--rounds", "1"],
         capture_output=True, text=True, check=True,
     ).stdout
-    assert "| crawlerdetect" in out and "| ua-parser" in out and "| logpipe.agents" in out
+    assert "| crawlerdetect" in out and "| ua-parser" in out and "| logpipe.parse.agents" in out

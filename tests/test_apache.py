@@ -36,7 +36,7 @@ from apache_fixture import (
 )
 from conftest import Database, query, scalar, wait_for
 
-from logpipe import spool
+from logpipe.ingest import spool
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "apache"
 ROOT_NOTICE = re.compile(r"^logpipe\[(\d+)\]: running as root; pass --user", re.MULTILINE)

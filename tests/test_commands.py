@@ -22,7 +22,8 @@ from conftest import (
     wait_for,
 )
 
-from logpipe import cli, spool
+from logpipe import cli
+from logpipe.ingest import spool
 
 SAMPLE = Path(__file__).resolve().parents[1] / "scripts" / "sample" / "access.log"
 

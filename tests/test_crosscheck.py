@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from logpipe.columns import ACCESS_LOG_COLUMNS
-from logpipe.logformat import NAMED_FORMATS, compile_format
+from logpipe.parse.columns import ACCESS_LOG_COLUMNS
+from logpipe.parse.parser import NAMED_FORMATS, compile_format
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

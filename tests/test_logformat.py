@@ -7,7 +7,7 @@ import re
 import pytest
 from conftest import rows_of
 
-from logpipe.logformat import NAMED_FORMATS, FormatError, LineParser, compile_format
+from logpipe.parse.parser import NAMED_FORMATS, FormatError, LineParser, compile_format
 
 NULL = None
 

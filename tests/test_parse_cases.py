@@ -17,8 +17,8 @@ from conftest import rows_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from logpipe.columns import ACCESS_LOG_COLUMNS
-from logpipe.logformat import NAMED_FORMATS, Batch, compile_format
+from logpipe.parse.columns import ACCESS_LOG_COLUMNS
+from logpipe.parse.parser import NAMED_FORMATS, Batch, compile_format
 
 ROOT = Path(__file__).resolve().parents[1]
 NULL = None
@@ -270,7 +270,7 @@ def test_classify_agent_that_raises_gives_null() -> None:
 
 
 def test_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    from logpipe import logrow
+    from logpipe.parse import rows as logrow
 
     monkeypatch.setattr(logrow, "CACHE_LIMIT", 10)
     parser = compile_format("combined", classify_agent=lambda ua: True)

@@ -24,7 +24,7 @@ from conftest import (
     writer_pids,
 )
 
-from logpipe import spool
+from logpipe.ingest import spool
 
 PREFIX = re.compile(rb"^logpipe\[\d+\]: ")
 

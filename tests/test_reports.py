@@ -28,7 +28,8 @@ import psycopg2
 import pytest
 from conftest import Database, execute, logpipe_cmd, query, scalar, start_logger, wait_for
 
-from logpipe import cli, report
+from logpipe import cli
+from logpipe.reports import command as report
 
 DATA = Path(__file__).resolve().parent / "data"
 H1 = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -850,7 +851,7 @@ def test_writer_folds_when_caught_up_or_every_fold_interval(
     while busy, a fold at most every FOLD_INTERVAL; once caught up, a fold at once."""
     import time
 
-    from logpipe import writer as writer_module
+    from logpipe.ingest import writer as writer_module
 
     insert(database.dsn, [("2024-10-10 10:00:00+00", "v", "/a", 200, 10, None, "ua", False)])
     settings = writer_module.WriterSettings(spool_dir=tmp_path, dsn=database.dsn,

@@ -6,7 +6,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from logpipe import spool
+from logpipe.ingest import spool
 
 
 def segments(directory: Path) -> list[bytes]:

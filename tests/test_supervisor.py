@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
+from logpipe.ingest.supervisor import WriterSupervisor
 from logpipe.messages import EXIT_WRITER_CONFIG
-from logpipe.supervisor import WriterSupervisor
 
 
 def supervisor_running(code: str) -> WriterSupervisor:

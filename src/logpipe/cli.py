@@ -30,7 +30,7 @@ unusable spool directory). SIGHUP is ignored.
 """
 
 if TYPE_CHECKING:
-    from logpipe.writer import WriterSettings
+    from logpipe.ingest.writer import WriterSettings
 
 
 
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         parser = build_subcommand_parser()
     else:
-        from logpipe.reader import hold_signals
+        from logpipe.ingest.reader import hold_signals
 
         hold_signals()  # at once: Apache may signal a logger it has only just started
         parser = build_pipe_parser()
@@ -178,10 +178,10 @@ def build_pipe_parser() -> argparse.ArgumentParser:
 
 
 def run_pipe(args: argparse.Namespace) -> int:
-    from logpipe import privileges, spool
-    from logpipe.logformat import FormatError, compile_format
-    from logpipe.reader import run_reader
-    from logpipe.supervisor import WriterSupervisor
+    from logpipe.ingest import privileges, spool
+    from logpipe.ingest.reader import run_reader
+    from logpipe.ingest.supervisor import WriterSupervisor
+    from logpipe.parse.parser import FormatError, compile_format
 
     try:
         compile_format(args.format)
@@ -227,8 +227,8 @@ def check_dsn(dsn: str) -> None:
 
 def make_parser_factory() -> Callable[[str, str | None], object]:
     """Parsers that also mark bots (is_bot), caching the answer per user agent."""
-    from logpipe.agents import classify_agent
-    from logpipe.logformat import compile_format
+    from logpipe.parse.agents import classify_agent
+    from logpipe.parse.parser import compile_format
 
     def make(log_format: str, source: str | None) -> object:
         return compile_format(log_format, source=source, classify_agent=classify_agent)
@@ -310,7 +310,7 @@ def build_subcommand_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=run_status)
 
     try:
-        from logpipe import report
+        from logpipe.reports import command as report
     except ImportError:
         report = None  # type: ignore[assignment]
     if report is not None:
@@ -328,7 +328,7 @@ def build_subcommand_parser() -> argparse.ArgumentParser:
 def run_initdb(args: argparse.Namespace) -> int:
     import psycopg2
 
-    from logpipe import db
+    from logpipe.store import database as db
 
     dsn = config.resolve_dsn(args.dsn)
     check_dsn(dsn)
@@ -346,7 +346,7 @@ def run_initdb(args: argparse.Namespace) -> int:
 
 
 def writer_settings(args: argparse.Namespace, dsn: str) -> WriterSettings:
-    from logpipe.writer import WriterSettings
+    from logpipe.ingest.writer import WriterSettings
 
     return WriterSettings(
         spool_dir=spool_dir_of(args),
@@ -365,7 +365,7 @@ def run_writer_child(args: argparse.Namespace) -> int:
     except OSError:
         pass
     try:
-        from logpipe.writer import Writer
+        from logpipe.ingest.writer import Writer
 
         dsn = config.resolve_dsn(None)
         check_dsn(dsn)
@@ -377,7 +377,7 @@ def run_writer_child(args: argparse.Namespace) -> int:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    from logpipe.replay import replay
+    from logpipe.commands.replay import replay
 
     dsn = config.resolve_dsn(args.dsn)
     check_dsn(dsn)
@@ -385,7 +385,7 @@ def run_replay(args: argparse.Namespace) -> int:
 
 
 def run_drain(args: argparse.Namespace) -> int:
-    from logpipe.drain import run_drain_daemon, stop_drain_daemon
+    from logpipe.commands.drain import run_drain_daemon, stop_drain_daemon
 
     spool_dir = spool_dir_of(args)
     pidfile = args.pidfile or spool_dir / "drain.pid"
@@ -400,8 +400,8 @@ def run_drain(args: argparse.Namespace) -> int:
 
 
 def run_load(args: argparse.Namespace) -> int:
-    from logpipe.loadfiles import load_files
-    from logpipe.logformat import FormatError, compile_format
+    from logpipe.commands.load import load_files
+    from logpipe.parse.parser import FormatError, compile_format
 
     try:
         compile_format(args.format)
@@ -415,7 +415,7 @@ def run_load(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from logpipe.status import show_status
+    from logpipe.commands.status import show_status
 
     dsn = config.resolve_dsn(args.dsn)
     check_dsn(dsn)

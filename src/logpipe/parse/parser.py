@@ -17,9 +17,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from logpipe import logfast, logfields
-from logpipe.logfields import Field, FormatError
-from logpipe.logrow import Reject, RowBuilder
+from logpipe.parse import fastloop, fields
+from logpipe.parse.fields import Field, FormatError
+from logpipe.parse.rows import Reject, RowBuilder
 
 __all__ = ["NAMED_FORMATS", "Batch", "FormatError", "LineParser", "compile_format"]
 
@@ -60,14 +60,14 @@ class LineParser:
             raise ValueError("max_line_bytes must be at least 1")
         self.format_string = format_string
         self.max_line_bytes = max_line_bytes
-        plan = logfields.plan(logfields.tokenize(format_string))
-        fast, quick, lenient = logfields.line_regexes(plan)
+        plan = fields.plan(fields.tokenize(format_string))
+        fast, quick, lenient = fields.line_regexes(plan)
         try:
             self._fast = re.compile(fast, re.ASCII).findall
             self._quick = None if quick is None else re.compile(quick, re.ASCII).findall
             self._lenient = re.compile(lenient, re.ASCII)
             self._builder = RowBuilder(plan, source, classify_agent)
-            self._run, self.fast_source = logfast.compile_run(plan, self._builder)
+            self._run, self.fast_source = fastloop.compile_run(plan, self._builder)
         except (re.error, SyntaxError) as exc:  # pragma: no cover - a bug, not the user's
             raise FormatError(f"cannot compile LogFormat {format_string!r}: {exc}") from exc
         self._items = plan.items

@@ -13,9 +13,9 @@ import re
 from collections.abc import Sequence
 from typing import Callable
 
-from logpipe import logvalues as v
-from logpipe.columns import ACCESS_LOG_COLUMNS
-from logpipe.logfields import (
+from logpipe.parse import values as v
+from logpipe.parse.columns import ACCESS_LOG_COLUMNS
+from logpipe.parse.fields import (
     AGENT,
     COL,
     EXTRA,
@@ -42,7 +42,7 @@ class Reject(Exception):
 
 
 class Cut(Reject):
-    """A quoted value the quick regex got wrong (see logfields.line_regexes)."""
+    """A quoted value the quick regex got wrong (see fields.line_regexes)."""
 
 
 _WELL_ESCAPED = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.DOTALL)

@@ -16,9 +16,9 @@ from typing import IO, Any
 
 import psycopg2
 
-from logpipe import db
-from logpipe.loader import CONNECTION_ERRORS, SetupError, first_line, load_lines
 from logpipe.messages import EXIT_FAILURE, EXIT_OK, say
+from logpipe.store import database as db
+from logpipe.store.copy import CONNECTION_ERRORS, SetupError, first_line, load_lines
 
 CHUNK_BYTES = 4 * 1024 * 1024
 GZIP_MAGIC = b"\x1f\x8b"

@@ -20,9 +20,10 @@ from typing import Any, Callable
 import psycopg2
 import psycopg2.extensions
 
-from logpipe import db, spool
-from logpipe.loader import CONNECTION_ERRORS, SetupError, first_line, load_lines
+from logpipe.ingest import spool
 from logpipe.messages import EXIT_FAILURE, EXIT_OK, say
+from logpipe.store import database as db
+from logpipe.store.copy import CONNECTION_ERRORS, SetupError, first_line, load_lines
 
 CLAIM_SQL = """
 INSERT INTO logpipe_progress (segment) VALUES (%s) ON CONFLICT (segment) DO NOTHING;

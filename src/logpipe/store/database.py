@@ -7,10 +7,10 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
-from logpipe.loader import first_line
+from logpipe.store.copy import first_line
 
-_PACKAGED_SQL = Path(__file__).resolve().parent / "sql"
-_SOURCE_TREE_SQL = Path(__file__).resolve().parents[2] / "sql"
+_PACKAGED_SQL = Path(__file__).resolve().parents[1] / "sql"
+_SOURCE_TREE_SQL = Path(__file__).resolve().parents[3] / "sql"
 INITDB_LOCK = 0x6C6F6770  # advisory lock key: two initdb runs at once take turns
 
 

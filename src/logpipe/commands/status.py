@@ -8,9 +8,10 @@ from typing import Any
 
 import psycopg2
 
-from logpipe import db, spool
-from logpipe.loader import first_line
+from logpipe.ingest import spool
 from logpipe.messages import EXIT_FAILURE, EXIT_OK
+from logpipe.store import database as db
+from logpipe.store.copy import first_line
 
 DB_SQL = """
 SELECT (SELECT count(*) FROM access_log WHERE loaded_at > now() - interval '5 minutes'),

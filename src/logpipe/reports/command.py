@@ -770,7 +770,7 @@ def run(args: argparse.Namespace) -> int:
     import psycopg2
     import psycopg2.errors
 
-    from logpipe import db
+    from logpipe.store import database as db
 
     if args.name not in REPORTS:
         say(f"unknown report {args.name!r}; the reports are: {', '.join(REPORTS)}")

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from typing import Union
 
-from logpipe import logvalues
+from logpipe.parse import values
 
 
 class FormatError(ValueError):
@@ -136,7 +136,7 @@ class Field:
     column: str | None = None          # COL / INT / FILL target column
     key: str | None = None             # EXTRA key
     numeric: bool = False              # EXTRA: store digits as a JSON number
-    dash: str = logvalues.NULL         # INT: what "-" means
+    dash: str = values.NULL         # INT: what "-" means
     scale: int = 1                     # INT: multiply by this (durations)
     time_kind: str = "clf"             # TIME/FRAC: clf, epoch, strftime
     when: str = "begin"                # TIME/FRAC: begin or end of the request
@@ -171,7 +171,7 @@ def _time_field(d: Directive) -> Field:
         digits = _TIME_FRAC[arg]
         return Field(d, FRAC, FIXED, digits=digits, pattern=rf"\d{{{digits}}}(?!\d)", when=when)
     try:
-        pattern, pyfmt = logvalues.strftime_pattern(arg)
+        pattern, pyfmt = values.strftime_pattern(arg)
     except ValueError as exc:
         raise FormatError(f"{exc} in LogFormat directive {d.text} at position {d.position}"
                           ) from None

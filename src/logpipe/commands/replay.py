@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from logpipe import db, spool
+from logpipe.ingest import spool
+from logpipe.ingest.writer import Writer, WriterSettings
 from logpipe.messages import EXIT_OK, say
-from logpipe.writer import Writer, WriterSettings
+from logpipe.store import database as db
 
 
 def replay(settings: WriterSettings, make_parser: Callable[[str, str | None], Any]) -> int:

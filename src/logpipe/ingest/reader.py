@@ -15,8 +15,8 @@ import signal
 import time
 from pathlib import Path
 
-from logpipe.spool import SpoolAppender, remove_stale_temporaries
-from logpipe.supervisor import WriterSupervisor
+from logpipe.ingest.spool import SpoolAppender, remove_stale_temporaries
+from logpipe.ingest.supervisor import WriterSupervisor
 
 READ_SIZE = 1024 * 1024  # larger than the pipe buffer: one read takes all that is waiting
 PIPE_BYTES = 1024 * 1024  # the pipe buffer asked for: Linux's limit for unprivileged users

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from logpipe import logvalues
-from logpipe.columns import ACCESS_LOG_COLUMNS
-from logpipe.logfields import (
+from logpipe.parse import values
+from logpipe.parse.columns import ACCESS_LOG_COLUMNS
+from logpipe.parse.fields import (
     AGENT,
     COL,
     EXTRA,
@@ -31,7 +31,14 @@ from logpipe.logfields import (
     Field,
     Plan,
 )
-from logpipe.logrow import CACHE_LIMIT, TIME_CACHE_LIMIT, Cut, RowBuilder, check_quoted, fill_value
+from logpipe.parse.rows import (
+    CACHE_LIMIT,
+    TIME_CACHE_LIMIT,
+    Cut,
+    RowBuilder,
+    check_quoted,
+    fill_value,
+)
 
 # Methods the loop takes without further checks; any other goes through split_request().
 METHODS = frozenset((
@@ -46,7 +53,7 @@ BACKSLASH = '"\\\\"'  # the Python source of a string holding one backslash
 
 def generate(plan: Plan) -> str:
     """Python source of `run(matches, rows, slow)` for this format: matches are the tuples
-    of the fast or quick regex's findall over whole lines (see logfields.line_regexes)."""
+    of the fast or quick regex's findall over whole lines (see fields.line_regexes)."""
     names = [f"g{i}" for i in range(len(plan.fields))]
     groups = f"({', '.join(names)}, tr)"
     body = _time(plan, names)  # the per-line code, indented for inside the try below
@@ -179,12 +186,12 @@ def compile_run(plan: Plan, builder: RowBuilder) -> tuple[RunFunction, str]:
         "CACHE_LIMIT": CACHE_LIMIT,
         "TIME_CACHE_LIMIT": TIME_CACHE_LIMIT,
         "b": builder,
-        "N": logvalues.NULL,
+        "N": values.NULL,
         "SOURCE": builder.source,
         "METHODS": METHODS,
         "Cut": Cut,
         "check_quoted": check_quoted,
-        "copy_field": logvalues.copy_field,
+        "copy_field": values.copy_field,
         "fill_value": fill_value,
     }
     exec(compile(source, "<logpipe fast loop>", "exec"), namespace)  # noqa: S102

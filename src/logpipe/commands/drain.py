@@ -12,8 +12,8 @@ import signal
 from pathlib import Path
 from typing import Any, Callable
 
+from logpipe.ingest.writer import Writer, WriterSettings
 from logpipe.messages import EXIT_FAILURE, EXIT_OK, say
-from logpipe.writer import Writer, WriterSettings
 
 
 def run_drain_daemon(
@@ -23,7 +23,7 @@ def run_drain_daemon(
     logfile: Path,
     foreground: bool,
 ) -> int:
-    from logpipe import spool
+    from logpipe.ingest import spool
 
     try:
         spool.ensure_spool_dir(settings.spool_dir)

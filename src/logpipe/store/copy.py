@@ -19,7 +19,7 @@ from typing import Protocol
 import psycopg2
 import psycopg2.extensions
 
-from logpipe.columns import ACCESS_LOG_COLUMNS
+from logpipe.parse.columns import ACCESS_LOG_COLUMNS
 
 COPY_ROWS_SQL = f"COPY access_log ({', '.join(ACCESS_LOG_COLUMNS)}) FROM STDIN"
 COPY_REJECTS_SQL = "COPY access_log_rejects (source, reason, line) FROM STDIN"
