@@ -46,5 +46,11 @@ class PrefixedStderr:
         self.stream.flush()
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception as one line for a message (database errors run over several)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class UsageError(Exception):
     """A problem the operator must fix in the command line or environment (exit 2)."""

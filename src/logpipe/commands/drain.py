@@ -7,13 +7,27 @@ logger itself.
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 from pathlib import Path
 from typing import Any, Callable
 
+from logpipe.commands.common import dsn_of, writer_settings
 from logpipe.ingest.writer import Writer, WriterSettings
 from logpipe.messages import EXIT_FAILURE, EXIT_OK, say
+from logpipe.options import spool_dir_of
+from logpipe.parse import parser_marking_bots
+
+
+def run(args: argparse.Namespace) -> int:
+    spool_dir = spool_dir_of(args)
+    pidfile = args.pidfile or spool_dir / "drain.pid"
+    if args.stop:
+        return stop_drain_daemon(pidfile)
+    logfile = args.logfile or spool_dir / "drain.log"
+    return run_drain_daemon(writer_settings(args, dsn_of(args)), parser_marking_bots, pidfile,
+                            logfile, args.foreground)
 
 
 def run_drain_daemon(

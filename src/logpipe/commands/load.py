@@ -7,6 +7,7 @@ loading the same content again is refused unless --force is given.
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import hashlib
 import sys
@@ -16,12 +17,23 @@ from typing import IO, Any
 
 import psycopg2
 
-from logpipe.messages import EXIT_FAILURE, EXIT_OK, say
+from logpipe import config
+from logpipe.commands.common import check_format, dsn_of
+from logpipe.messages import EXIT_FAILURE, EXIT_OK, first_line, say
+from logpipe.parse import parser_marking_bots
 from logpipe.store import database as db
-from logpipe.store.copy import CONNECTION_ERRORS, SetupError, first_line, load_lines
+from logpipe.store.copy import CONNECTION_ERRORS, SetupError, load_lines
 
 CHUNK_BYTES = 4 * 1024 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
+
+
+def run(args: argparse.Namespace) -> int:
+    check_format(args.format)
+    dsn = dsn_of(args)
+    source = args.source or config.default_source()
+    parser = parser_marking_bots(args.format, source)
+    return load_files(dsn, parser, source, args.files, force=args.force)
 
 
 def open_log(path: Path) -> IO[bytes]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import Any, Callable
 
+from logpipe.commands.common import dsn_of, writer_settings
 from logpipe.ingest import spool
 from logpipe.ingest.writer import Writer, WriterSettings
 from logpipe.messages import EXIT_OK, say
+from logpipe.parse import parser_marking_bots
 from logpipe.store import database as db
 
 
@@ -31,3 +34,7 @@ def replay(settings: WriterSettings, make_parser: Callable[[str, str | None], An
             "once the database is back"
         )
     return status
+
+
+def run(args: argparse.Namespace) -> int:
+    return replay(writer_settings(args, dsn_of(args)), parser_marking_bots)

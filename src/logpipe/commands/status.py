@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
 
 import psycopg2
 
+from logpipe.commands.common import dsn_of
 from logpipe.ingest import spool
-from logpipe.messages import EXIT_FAILURE, EXIT_OK
+from logpipe.messages import EXIT_FAILURE, EXIT_OK, first_line
+from logpipe.options import spool_dir_of
 from logpipe.store import database as db
-from logpipe.store.copy import first_line
 
 DB_SQL = """
 SELECT (SELECT count(*) FROM access_log WHERE loaded_at > now() - interval '5 minutes'),
        (SELECT max(loaded_at) FROM access_log WHERE loaded_at > now() - interval '1 day'),
        (SELECT count(*) FROM access_log_rejects WHERE received_at > now() - interval '1 day')
 """
+
+
+def run(args: argparse.Namespace) -> int:
+    return show_status(dsn_of(args), spool_dir_of(args), as_json=args.json)
 
 
 def collect(dsn: str, spool_dir: Path) -> dict[str, Any]:

@@ -21,9 +21,9 @@ import psycopg2
 import psycopg2.extensions
 
 from logpipe.ingest import spool
-from logpipe.messages import EXIT_FAILURE, EXIT_OK, say
+from logpipe.messages import EXIT_FAILURE, EXIT_OK, first_line, say
 from logpipe.store import database as db
-from logpipe.store.copy import CONNECTION_ERRORS, SetupError, first_line, load_lines
+from logpipe.store.copy import CONNECTION_ERRORS, SetupError, load_lines
 
 CLAIM_SQL = """
 INSERT INTO logpipe_progress (segment) VALUES (%s) ON CONFLICT (segment) DO NOTHING;

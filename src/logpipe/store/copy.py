@@ -19,6 +19,7 @@ from typing import Protocol
 import psycopg2
 import psycopg2.extensions
 
+from logpipe.messages import first_line
 from logpipe.parse.columns import ACCESS_LOG_COLUMNS
 
 COPY_ROWS_SQL = f"COPY access_log ({', '.join(ACCESS_LOG_COLUMNS)}) FROM STDIN"
@@ -227,8 +228,3 @@ def _trial_copy(cur: psycopg2.extensions.cursor, rows: list[_Row]) -> Exception 
     cur.execute("ROLLBACK TO SAVEPOINT logpipe_trial")
     cur.execute("RELEASE SAVEPOINT logpipe_trial")
     return error
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -7,7 +7,7 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
-from logpipe.store.copy import first_line
+from logpipe.messages import first_line
 
 _PACKAGED_SQL = Path(__file__).resolve().parents[1] / "sql"
 _SOURCE_TREE_SQL = Path(__file__).resolve().parents[3] / "sql"

@@ -1,0 +1,42 @@
+"""What several commands need from their parsed options: a checked DSN, a checked
+LogFormat, the writer's settings."""
+
+from __future__ import annotations
+
+import argparse
+
+from logpipe import config
+from logpipe.ingest.writer import WriterSettings
+from logpipe.messages import UsageError
+from logpipe.options import spool_dir_of
+
+
+def dsn_of(args: argparse.Namespace) -> str:
+    """--dsn (or $LOGPIPE_DSN, or libpq's defaults), refused at once if malformed."""
+    import psycopg2.extensions
+
+    dsn = config.resolve_dsn(getattr(args, "dsn", None))
+    try:
+        psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.ProgrammingError as exc:
+        raise UsageError(f"--dsn is not a valid connection string: {exc}") from None
+    return dsn
+
+
+def check_format(log_format: str) -> None:
+    """An unusable --format is a usage error, before anything is started."""
+    from logpipe.parse import FormatError, compile_format
+
+    try:
+        compile_format(log_format)
+    except FormatError as exc:
+        raise UsageError(f"--format: {exc}") from None
+
+
+def writer_settings(args: argparse.Namespace, dsn: str) -> WriterSettings:
+    return WriterSettings(
+        spool_dir=spool_dir_of(args),
+        dsn=dsn,
+        flush_interval=getattr(args, "flush_interval", config.DEFAULT_FLUSH_INTERVAL),
+        batch_lines=getattr(args, "batch_lines", config.DEFAULT_BATCH_LINES),
+    )

@@ -1,0 +1,29 @@
+"""`logpipe _writer`: the writer child the piped logger starts (not for people)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from logpipe.messages import EXIT_WRITER_CONFIG, PrefixedStderr, UsageError, say
+
+
+def run(args: argparse.Namespace) -> int:
+    sys.stderr = PrefixedStderr(sys.stderr)  # type: ignore[assignment]
+    try:
+        os.nice(5)  # loading is less urgent than serving requests: Apache gets the CPU first
+    except OSError:
+        pass
+    try:
+        from logpipe.commands.common import dsn_of, writer_settings
+        from logpipe.ingest.writer import Writer
+        from logpipe.parse import parser_marking_bots
+
+        args.dsn = None  # the reader passes the DSN in $LOGPIPE_DSN
+        dsn = dsn_of(args)
+        writer = Writer(writer_settings(args, dsn), parser_marking_bots)
+    except (ImportError, UsageError) as exc:
+        say(f"writer: {exc}")
+        return EXIT_WRITER_CONFIG
+    return writer.run(lifeline=args.lifeline)

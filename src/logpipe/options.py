@@ -1,0 +1,90 @@
+"""Command-line options shared by several commands, and the value types they parse."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Callable
+
+from logpipe import config
+
+
+def add_dsn(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dsn",
+        help="libpq connection string or URI, e.g. 'dbname=weblogs host=/run/postgresql'. "
+        "Default: $LOGPIPE_DSN, else libpq's own defaults (PGHOST, PGDATABASE, PGSERVICE...)",
+    )
+
+
+def add_spool_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--spool-dir",
+        type=Path,
+        help=f"spool directory. Default: $LOGPIPE_SPOOL_DIR, else {config.ROOT_SPOOL_DIR} "
+        "for root, else $XDG_STATE_HOME/logpipe/spool (~/.local/state/logpipe/spool)",
+    )
+
+
+def add_format(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--format",
+        default="combined",
+        help="common, combined (default), vhost_combined, combinedio, or a literal Apache "
+        "LogFormat string such as '%%h %%l %%u %%t \"%%r\" %%>s %%b %%D'",
+    )
+
+
+def add_source(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--source",
+        help="value of the source column, naming the server or logger (default: host name)",
+    )
+
+
+def add_flush_interval(p: argparse.ArgumentParser, help_text: str) -> None:
+    p.add_argument("--flush-interval", type=positive_float,
+                   default=config.DEFAULT_FLUSH_INTERVAL, help=help_text)
+
+
+def spool_dir_of(args: argparse.Namespace) -> Path:
+    return args.spool_dir or config.default_spool_dir()
+
+
+# -- value types --------------------------------------------------------------------
+
+
+def parse_size(text: str) -> int:
+    """A byte count such as 500M or 2G (K, M, G, T are powers of 1024)."""
+    units = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    value = text.strip().upper().removesuffix("B")
+    number, unit = value, ""
+    if value and value[-1] in units:
+        number, unit = value[:-1], value[-1]
+    try:
+        size = int(float(number) * units[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 500M or 2G)") from None
+    if size <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive: {text!r}")
+    return size
+
+
+def _number(convert: Callable[[str], float], what: str, allow_zero: bool
+            ) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if value < 0 or (value == 0 and not allow_zero):
+            raise argparse.ArgumentTypeError(
+                f"must be {'0 or more' if allow_zero else 'positive'}: {text!r}")
+        return value
+
+    return parse
+
+
+positive_float: Callable[[str], float] = _number(float, "a number", allow_zero=False)
+positive_int: Callable[[str], int] = _number(int, "a whole number", allow_zero=False)  # type: ignore[assignment]
+non_negative_int: Callable[[str], int] = _number(int, "a whole number", allow_zero=True)  # type: ignore[assignment]
