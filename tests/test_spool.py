@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from logpipe.ingest import spool
+from logpipe.ingest.appender import MAX_PENDING_TAIL, SpoolAppender
 
 
 def segments(directory: Path) -> list[bytes]:
@@ -20,7 +21,7 @@ def segments(directory: Path) -> list[bytes]:
 
 
 def test_segments_hold_whole_lines_and_rotate_between_lines(tmp_path: Path) -> None:
-    appender = spool.SpoolAppender(tmp_path, spool.make_header("combined", "web1"), 100)
+    appender = SpoolAppender(tmp_path, spool.make_header("combined", "web1"), 100)
     for chunk in (b"line one\nline t", b"wo\n", b"x" * 150 + b"\nlast"):
         appender.append(chunk)
     assert all(spool.is_closed(tmp_path / n) is False for n in spool.list_segments(tmp_path))
@@ -34,8 +35,8 @@ def test_segments_hold_whole_lines_and_rotate_between_lines(tmp_path: Path) -> N
 
 
 def test_a_huge_line_is_never_split_across_segments(tmp_path: Path) -> None:
-    appender = spool.SpoolAppender(tmp_path, spool.make_header("combined", None), 1000)
-    big = b"y" * (3 * spool.MAX_PENDING_TAIL)
+    appender = SpoolAppender(tmp_path, spool.make_header("combined", None), 1000)
+    big = b"y" * (3 * MAX_PENDING_TAIL)
     for i in range(0, len(big), 64 * 1024):
         appender.append(big[i:i + 64 * 1024])
     appender.append(b"\nafter\n")
@@ -46,7 +47,7 @@ def test_a_huge_line_is_never_split_across_segments(tmp_path: Path) -> None:
 
 
 def test_spool_max_drops_and_counts(tmp_path: Path, capfd) -> None:
-    appender = spool.SpoolAppender(tmp_path, spool.make_header("combined", None), 1 << 20,
+    appender = SpoolAppender(tmp_path, spool.make_header("combined", None), 1 << 20,
                                    max_bytes=1000)
     for _ in range(100):
         appender.append(b"z" * 99 + b"\n")
@@ -62,7 +63,7 @@ def test_spool_max_drops_and_counts(tmp_path: Path, capfd) -> None:
 def test_a_closed_segment_looks_closed_to_two_writers_probing_at_once(tmp_path: Path) -> None:
     """Writers probe with a lock of their own; one writer's probe must not make the
     segment look live to another, or both leave it behind."""
-    appender = spool.SpoolAppender(tmp_path, spool.make_header("combined", None), 1 << 20)
+    appender = SpoolAppender(tmp_path, spool.make_header("combined", None), 1 << 20)
     appender.append(b"a line\n")
     path = tmp_path / spool.list_segments(tmp_path)[0]
     assert not spool.is_closed(path)  # the appender's lock

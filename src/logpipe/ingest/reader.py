@@ -15,7 +15,8 @@ import signal
 import time
 from pathlib import Path
 
-from logpipe.ingest.spool import SpoolAppender, remove_stale_temporaries
+from logpipe.ingest.appender import SpoolAppender
+from logpipe.ingest.spool import remove_stale_temporaries
 from logpipe.ingest.supervisor import WriterSupervisor
 
 READ_SIZE = 1024 * 1024  # larger than the pipe buffer: one read takes all that is waiting

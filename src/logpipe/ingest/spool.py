@@ -14,15 +14,11 @@ import errno
 import fcntl
 import json
 import os
-import secrets
 import time
 from pathlib import Path
 
-from logpipe.messages import say
-
 SEGMENT_PREFIX = "seg-"
 SEGMENT_SUFFIX = ".log"
-MAX_PENDING_TAIL = 1024 * 1024  # an unterminated line longer than this is written out as is
 HEADER_MAGIC = b"#logpipe "
 MAX_HEADER_BYTES = 64 * 1024
 
@@ -52,7 +48,6 @@ def read_header(path: Path) -> tuple[dict[str, str | None], int] | None:
     except ValueError:
         return None
     return meta, end + 1
-_SPACE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 def ensure_spool_dir(directory: Path) -> None:
@@ -103,154 +98,6 @@ def spool_usage(directory: Path) -> int:
     except FileNotFoundError:
         pass
     return total
-
-
-class SpoolAppender:
-    """Appends raw lines to the current segment; never blocks on anything but the disk.
-
-    When the spool cannot grow (disk full, quota, or over max_bytes) lines are
-    dropped and counted, with one message when dropping starts and one when
-    it stops, so the reader can go on draining Apache's pipe.
-    """
-
-    def __init__(
-        self, directory: Path, header: bytes, segment_bytes: int, max_bytes: int | None = None
-    ) -> None:
-        self.directory = directory
-        self.header = header
-        self.segment_bytes = segment_bytes
-        self.max_bytes = max_bytes
-        self.dropped_lines = 0
-        self.dropped_bytes = 0
-        self._dropping_since: int | None = None  # dropped_lines when the episode began
-        self._fd: int | None = None
-        self._segment_size = 0
-        self._tail = b""
-        self._mid_line = False
-        self._usage = 0
-        self._usage_checked = 0.0
-
-    # -- public ---------------------------------------------------------------
-
-    def append(self, data: bytes) -> None:
-        """Take bytes read from the pipe; write every complete line to the spool."""
-        if self._tail:
-            data = self._tail + data
-        cut = data.rfind(b"\n") + 1
-        self._tail = data[cut:]
-        if cut:
-            self._write(data[:cut])
-        if len(self._tail) > MAX_PENDING_TAIL:
-            # A huge unterminated line: keep memory bounded; it will be rejected as too long.
-            tail, self._tail = self._tail, b""
-            self._write(tail, whole_lines=False)
-
-    def close(self) -> None:
-        """Write the final unterminated line, if any, and release the segment."""
-        if self._tail:
-            tail, self._tail = self._tail, b""
-            self._write(tail)
-        self._close_segment()
-        if self.dropped_lines:
-            say(
-                f"{self.dropped_lines} lines ({self.dropped_bytes} bytes) were dropped "
-                f"because the spool {self.directory} was full"
-            )
-
-    @property
-    def segment_open(self) -> bool:
-        return self._fd is not None
-
-    # -- internals ------------------------------------------------------------
-
-    def _write(self, chunk: bytes, whole_lines: bool = True) -> None:
-        if self._over_limit(len(chunk)):
-            self._drop(chunk, "the spool is over --spool-max")
-            return
-        try:
-            rotate = self._segment_size >= self.segment_bytes and not self._mid_line
-            if self._fd is None or rotate:
-                self._close_segment()
-                self._open_segment()
-            assert self._fd is not None
-            self._write_all(chunk)
-            self._mid_line = not whole_lines  # never rotate inside a line
-        except OSError as exc:
-            reason = "the disk is full" if exc.errno in _SPACE_ERRORS else str(exc)
-            self._drop(chunk, reason)
-            return
-        self._usage += len(chunk)
-        if self._dropping_since is not None:
-            lost = self.dropped_lines - self._dropping_since
-            say(f"spool has room again; {lost} lines were dropped while it was full")
-            self._dropping_since = None
-
-    def _write_all(self, chunk: bytes) -> None:
-        assert self._fd is not None
-        start = self._segment_size
-        view = memoryview(chunk)
-        try:
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-                self._segment_size += written
-        except OSError:
-            # Never leave half a chunk behind: a partial line would become a reject.
-            try:
-                os.ftruncate(self._fd, start)
-            except OSError:
-                pass
-            self._segment_size = start
-            raise
-
-    def _over_limit(self, size: int) -> bool:
-        if self.max_bytes is None:
-            return False
-        now = time.monotonic()
-        if now - self._usage_checked > 1.0:
-            self._usage = spool_usage(self.directory)
-            self._usage_checked = now
-        return self._usage + size > self.max_bytes
-
-    def _drop(self, chunk: bytes, reason: str) -> None:
-        lines = chunk.count(b"\n") or 1
-        if self._dropping_since is None:
-            self._dropping_since = self.dropped_lines
-            say(
-                f"cannot write to the spool {self.directory}: {reason}; dropping lines "
-                f"until there is room (free disk space, raise --spool-max, "
-                f"or check that the database is reachable so the spool drains)"
-            )
-        self.dropped_lines += lines
-        self.dropped_bytes += len(chunk)
-
-    def _open_segment(self) -> None:
-        name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(6)}{SEGMENT_SUFFIX}"
-        tmp = self.directory / f".tmp-{name}"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        except FileNotFoundError:
-            ensure_spool_dir(self.directory)  # someone removed it; recreate and retry once
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, self.header)
-            os.rename(tmp, self.directory / f"{SEGMENT_PREFIX}{name}")
-        except OSError:
-            os.close(fd)
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        self._fd = fd
-        self._segment_size = len(self.header)
-
-    def _close_segment(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-            self._segment_size = 0
 
 
 def remove_stale_temporaries(directory: Path, older_than: float = 3600.0) -> None:
