@@ -18,6 +18,7 @@ from logpipe.options import (
     add_dsn,
     add_flush_interval,
     add_format,
+    add_json,
     add_source,
     add_spool_dir,
     parse_size,
@@ -113,76 +114,71 @@ def build_pipe_parser() -> argparse.ArgumentParser:
     return p
 
 
+def subcommand(sub: argparse._SubParsersAction, name: str,
+               *options: Callable[[argparse.ArgumentParser], None],
+               **texts: str) -> argparse.ArgumentParser:
+    """A subcommand that runs logpipe.commands.NAME, with the shared options given."""
+    s = sub.add_parser(name, **texts)
+    for add_option in options:
+        add_option(s)
+    s.set_defaults(func=command(name))
+    return s
+
+
 def build_subcommand_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="logpipe", description=PIPE_DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser(
-        "initdb",
+    subcommand(
+        sub, "initdb", add_dsn,
         help="create or upgrade the database schema",
         description="Create or upgrade the tables and views logpipe uses, from the files in "
         "sql/. Safe to run again at any time, e.g. after an upgrade.",
     )
-    add_dsn(s)
-    s.set_defaults(func=command("initdb"))
 
-    s = sub.add_parser(
-        "load",
+    s = subcommand(
+        sub, "load", add_dsn, add_format, add_source,
         help="load access-log files (old or rotated, .gz too)",
         description="Load access-log files into access_log, each file in one transaction. "
         "A file whose content was loaded before is skipped (use --force to load it again). "
         "Exit status: 0 all loaded or skipped, 1 some file failed, 2 usage error.",
     )
-    add_dsn(s)
-    add_format(s)
-    add_source(s)
     s.add_argument("files", nargs="+", type=Path, metavar="FILE", help="log files; '-' is stdin")
     s.add_argument("--force", action="store_true", help="load files even if loaded before")
-    s.set_defaults(func=command("load"))
 
-    s = sub.add_parser(
-        "replay",
+    subcommand(
+        sub, "replay", add_dsn, add_spool_dir,
         help="load what loggers left in the spool, then exit",
         description="Load every closed spool segment (left by a logger that stopped or "
         "died) and exit. Safe while loggers run: segments they still write are theirs. "
         "Exit status: 0 the spool holds nothing loadable any more, 1 database unreachable.",
     )
-    add_dsn(s)
-    add_spool_dir(s)
-    s.set_defaults(func=command("replay"))
 
-    s = sub.add_parser(
-        "drain",
+    s = subcommand(
+        sub, "drain", add_dsn, add_spool_dir,
         help="a background daemon that keeps loading the spool (for hosts without systemd)",
         description="Keep loading the spool into the database, detached from the terminal "
         "(python-daemon). For hosts without systemd: start it from cron with @reboot. "
         "`logpipe drain --stop` stops it.",
     )
-    add_dsn(s)
-    add_spool_dir(s)
     s.add_argument("--foreground", action="store_true", help="do not detach")
     s.add_argument("--stop", action="store_true", help="stop the running drain daemon")
     s.add_argument("--pidfile", type=Path, help="default: SPOOL_DIR/drain.pid")
     s.add_argument("--logfile", type=Path, help="where messages go (default: SPOOL_DIR/drain.log)")
     add_flush_interval(s, "seconds between looks at the spool (default: %(default)s)")
-    s.set_defaults(func=command("drain"))
 
-    s = sub.add_parser(
-        "status",
+    subcommand(
+        sub, "status", add_dsn, add_spool_dir, add_json,
         help="what the spool holds and whether the database is taking rows",
         description="Show spool segments (live or left behind), bytes not yet loaded, "
         "database reachability, and recent rows and rejects. Exit status 0 when the "
         "database is reachable, 1 when not.",
     )
-    add_dsn(s)
-    add_spool_dir(s)
-    s.add_argument("--json", action="store_true", help="print JSON instead of text")
-    s.set_defaults(func=command("status"))
 
-    from logpipe.reports import command as report
+    from logpipe.reports import options as report
 
-    report.add_parser(sub, add_dsn)
+    report.add_parser(sub)
 
     s = sub.add_parser("_writer", help=argparse.SUPPRESS)
     add_spool_dir(s)

@@ -47,6 +47,10 @@ def add_flush_interval(p: argparse.ArgumentParser, help_text: str) -> None:
                    default=config.DEFAULT_FLUSH_INTERVAL, help=help_text)
 
 
+def add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
 def spool_dir_of(args: argparse.Namespace) -> Path:
     return args.spool_dir or config.default_spool_dir()
 
