@@ -68,3 +68,8 @@ def check_wheel(tmp_path: Path, dsn: str) -> None:
                     "--spool-dir", tmp_path / "spool"], input=sample, cwd=elsewhere,
                    capture_output=True, timeout=120, check=True)
     assert scalar(dsn, "SELECT count(*) FROM access_log") == 43
+
+    # from a git URL (this checkout's committed tree), as the README shows
+    run(venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
+        f"git+file://{ROOT}", cwd=elsewhere)
+    assert "initdb" in run(venv / "bin" / "logpipe", "initdb", "--help", cwd=elsewhere).stdout
