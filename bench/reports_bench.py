@@ -7,7 +7,7 @@
    order, 2 vhosts, ~50k paths with a Zipf-like popularity, ~20k distinct referers
    (40% none, 35% the site's own pages, 25% external), 10% bots, 5% 4xx/5xx;
 3. runs `logpipe initdb` (the real one: builds the index and the daily rollup);
-4. times reports through report.run_report(), the code `logpipe report` runs, with a
+4. times reports through run_report(), the code `logpipe report` runs, with a
    warm cache: the median of --repeat runs after one warm-up run;
 5. times COPY of 1M rows in the writer's batches (20,000 rows per transaction) with
    and without the rollup triggers, and without the referer index too;
@@ -34,7 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from logpipe.parse.columns import ACCESS_LOG_COLUMNS
-from logpipe.reports import command as report
+from logpipe.reports.catalog import REPORTS
+from logpipe.reports.filters import Filters, resolve_times
+from logpipe.reports.options import parse_time
+from logpipe.reports.queries.series import TRAFFIC, from_access_log
+from logpipe.reports.run import prepare_session, run_report
 from logpipe.store import database as db
 from logpipe.store.copy import COPY_ROWS_SQL
 
@@ -189,15 +193,15 @@ def bench(dsn: str, args: argparse.Namespace) -> int:
 
     conn.set_session(readonly=True, autocommit=True)
     cur = conn.cursor()
-    report.prepare_session(cur)  # as `logpipe report` does
+    prepare_session(cur)  # as `logpipe report` does
 
     def run(name: str, since: str | None = None, **filters: Any) -> Callable[[], Any]:
-        spec = report.parse_time(since) if since else None
+        spec = parse_time(since) if since else None
 
         def go() -> Any:
-            f = report.Filters(limit=report.REPORTS[name].default_limit, **filters)
-            f.since, f.until = report.resolve_times(cur, spec, None)
-            return report.run_report(cur, name, f)[1]
+            f = Filters(limit=REPORTS[name].default_limit, **filters)
+            f.since, f.until = resolve_times(cur, spec, None)
+            return run_report(cur, name, f)[1]
 
         return go
 
@@ -214,9 +218,9 @@ def bench(dsn: str, args: argparse.Namespace) -> int:
                       "<= 100 ms", run("referers", path=path)))
     top = by_rank[0][0]
     def raw_traffic() -> Any:  # what `traffic --since 30d` costs without the rollup
-        f = report.Filters(since=None)
-        f.since, _ = report.resolve_times(cur, report.parse_time("30d"), None)
-        sql, params = report._query_traffic_raw(f)
+        f = Filters(since=None)
+        f.since, _ = resolve_times(cur, parse_time("30d"), None)
+        sql, params = from_access_log(TRAFFIC, f)
         cur.execute(sql, params)
         return cur.fetchall()
 

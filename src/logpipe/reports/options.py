@@ -1,0 +1,131 @@
+"""The command line of `logpipe report`: its argparse set-up and the --since/--until times."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from logpipe.options import add_dsn, non_negative_int
+from logpipe.reports.catalog import REPORTS
+
+DESCRIPTION = """\
+Print a report on the loaded access log. Reports:
+
+{reports}
+
+The same reports, unfiltered, are views for psql: report_referers, report_pages,
+report_status_daily, report_broken_links, report_offenders, report_agents,
+report_traffic_hourly and report_traffic_daily.
+
+A row counts as a bot when the logger classified its User-Agent as a bot, crawler,
+tool or monitor, or when it had no User-Agent. Days and hours are in the database
+session's time zone (set PGTZ, e.g. PGTZ=Europe/Paris, to choose another).
+"""
+
+EPILOG = """\
+examples:
+  logpipe report pages --since 7d --humans
+  logpipe report referers --path /blog/post-1 --limit 50
+  logpipe report broken-links --vhost www.example.com --format csv > broken.csv
+  logpipe report traffic --by hour --since 2024-10-01 --until 2024-10-07 --format json
+
+exit status: 0 report printed, 1 unknown report or database problem (unreachable,
+schema missing: run `logpipe initdb`), 2 bad option.
+"""
+
+
+@dataclass(frozen=True)
+class TimeSpec:
+    """--since/--until: relative (`30d` = that long before now) or an ISO date/time."""
+
+    text: str
+    ago: dt.timedelta | None = None  # relative
+    iso: str | None = None  # absolute, as PostgreSQL should read it (session time zone)
+    date_only: bool = False
+
+
+_RELATIVE = re.compile(r"(\d+)\s*([smhdw])", re.IGNORECASE)
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_time(text: str) -> TimeSpec:
+    value = text.strip()
+    match = _RELATIVE.fullmatch(value)
+    if match:
+        amount, unit = int(match.group(1)), match.group(2).lower()
+        try:
+            return TimeSpec(text, ago=dt.timedelta(**{_UNITS[unit]: amount}))
+        except OverflowError:
+            raise argparse.ArgumentTypeError(f"too long ago: {text!r}") from None
+    try:
+        return TimeSpec(text, iso=dt.date.fromisoformat(value).isoformat(), date_only=True)
+    except ValueError:
+        pass
+    try:
+        # Python 3.9's fromisoformat knows neither "Z" nor a space before the offset
+        moment = dt.datetime.fromisoformat(re.sub(r"[zZ]$", "+00:00", value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a time: {text!r} (use e.g. 30d, 12h, 15m, 2024-10-01 or "
+            "2024-10-01T13:00:00+02:00)"
+        ) from None
+    return TimeSpec(text, iso=moment.isoformat())
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add `report` to the subcommands of `logpipe`."""
+    width = max(len(n) for n in REPORTS)
+    indent = " " * (width + 4)
+    reports = "\n".join(
+        f"  {name:<{width}}  {info.summary}\n{indent}columns: {info.columns}"
+        for name, info in REPORTS.items()
+    )
+    p = subparsers.add_parser(
+        "report",
+        help="print a report: referers, pages, status, broken-links, offenders, agents, traffic",
+        description=DESCRIPTION.format(reports=reports),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("name", metavar="NAME", help="the report: " + ", ".join(REPORTS))
+    p.add_argument("--path", help="only requests for this path (URI before '?'), e.g. /about")
+    p.add_argument("--vhost", help="only requests to this virtual host (%%v), e.g. example.com")
+    p.add_argument(
+        "--since", type=parse_time, metavar="TIME",
+        help="only requests at or after TIME: relative (30d, 12h, 15m, 90s, 2w: that long "
+        "ago) or ISO (2024-10-01, 2024-10-01T13:00, 2024-10-01T13:00:00+02:00)",
+    )
+    p.add_argument(
+        "--until", type=parse_time, metavar="TIME",
+        help="only requests before TIME, same forms as --since; a date alone means the "
+        "end of that day",
+    )
+    p.add_argument(
+        "--limit", type=non_negative_int, metavar="N",
+        help="at most N rows (default: 20 for referers, pages, broken-links, offenders and "
+        "agents; all rows for status and traffic); 0 means no limit",
+    )
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--humans", action="store_true",
+                     help="only requests from people's browsers (all but --bots)")
+    who.add_argument("--bots", action="store_true",
+                     help="only requests from bots, crawlers, tools and monitors, and "
+                     "requests without a User-Agent")
+    p.add_argument("--by", choices=("day", "hour"), default="day",
+                   help="status and traffic: one row per day (default) or per hour")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="table (default; fits the terminal), csv (with a header row) or "
+                   "json (a list of objects)")
+    add_dsn(p)
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    # imported when the report runs: building the parser for another command (or for
+    # --help) need not load the queries and the output code
+    from logpipe.reports.run import run
+
+    return run(args)

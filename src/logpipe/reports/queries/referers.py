@@ -1,0 +1,64 @@
+"""SQL of the reports on referers: external ones (referers) and the links on the site's
+own pages that answer 4xx (broken-links)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from logpipe.reports.filters import Filters, all_of, conditions, limit_clause
+
+# The referer's host is tested once per distinct (vhost, referer), after grouping: the
+# LATERAL subquery with OFFSET 0 keeps PostgreSQL from pushing the test down to every
+# row. Same test as logpipe_same_site() in sql/020_reports.sql.
+SAME_SITE = (
+    "coalesce(r.host = logpipe_host(g.vhost)"
+    " OR r.host = ANY (ARRAY(SELECT host FROM logpipe_site_hosts)), false)"
+)
+REFERER_HOST = "CROSS JOIN LATERAL (SELECT logpipe_url_host(g.referer) AS host OFFSET 0) r"
+
+
+def query_referers(f: Filters) -> tuple[str, dict[str, Any]]:
+    """Requests per (vhost, referer) from the path index, or, for a hot path over all
+    time, from logpipe_path_referers plus what is pending (sql/020_reports.sql); the
+    EXISTS tests are one-time filters, so only one of the two is read."""
+    params: dict[str, Any] = {}
+    where = ["a.referer IS NOT NULL", "a.referer <> ''", *conditions(f, params)]
+    rollup = ""
+    if f.path is not None and f.since is None and f.until is None:
+        hot = "EXISTS (SELECT FROM logpipe_hot_paths WHERE path = %(path)s)"
+        counted = {None: "r.hits", True: "r.bot_hits", False: "r.hits - r.bot_hits"}[f.bots]
+        rollup_where = [hot, "r.path = %(path)s"]
+        if f.vhost is not None:
+            rollup_where.append("r.vhost = %(vhost)s")
+        rollup = (
+            f"SELECT nullif(r.vhost, '') AS vhost, r.referer, sum({counted}) AS hits"
+            " FROM (SELECT path, vhost, referer, hits, bot_hits FROM logpipe_path_referers"
+            " UNION ALL SELECT path, vhost, referer, hits, bot_hits"
+            f" FROM logpipe_pending_referers) r WHERE {all_of(rollup_where)}"
+            " GROUP BY 1, 2 UNION ALL "
+        )
+        where.append(f"NOT {hot}")
+    sql = (
+        "SELECT g.referer, sum(g.hits)::bigint AS hits"
+        f" FROM ({rollup}SELECT a.vhost, a.referer, count(*) AS hits FROM access_log a"
+        f" WHERE {all_of(where)} GROUP BY a.vhost, a.referer) g {REFERER_HOST}"
+        f" WHERE NOT {SAME_SITE} AND g.hits > 0"
+        " GROUP BY g.referer ORDER BY hits DESC, g.referer" + limit_clause(f, params)
+    )
+    return sql, params
+
+
+def query_broken_links(f: Filters) -> tuple[str, dict[str, Any]]:
+    params: dict[str, Any] = {}
+    where = ["a.status BETWEEN 400 AND 499", "a.referer IS NOT NULL", "a.referer <> ''",
+             *conditions(f, params)]
+    sql = (
+        "SELECT g.vhost, g.referer, g.path, g.statuses, g.hits, g.last_seen"
+        " FROM (SELECT a.vhost, a.referer, a.path,"
+        " string_agg(DISTINCT a.status::text, ',' ORDER BY a.status::text) AS statuses,"
+        " count(*) AS hits, max(a.time) AS last_seen FROM access_log a"
+        f" WHERE {all_of(where)} GROUP BY a.vhost, a.referer, a.path) g {REFERER_HOST}"
+        f" WHERE {SAME_SITE}"
+        " ORDER BY g.hits DESC, g.vhost, g.referer, g.path" + limit_clause(f, params)
+    )
+    return sql, params

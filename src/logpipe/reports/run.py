@@ -1,0 +1,138 @@
+"""`logpipe report NAME` itself: connect, fold pending counts into the rollups, resolve
+the times, run the report's query and print its rows. run_report() is the part that
+bench/reports_bench.py times."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from typing import Any, Callable
+
+from logpipe import config
+from logpipe.messages import say
+from logpipe.reports.catalog import REPORTS
+from logpipe.reports.filters import Filters, resolve_times
+from logpipe.reports.output import format_json, format_table, write_csv
+from logpipe.reports.queries.clients import query_agents, query_offenders
+from logpipe.reports.queries.pages import ROLLUP_RANGE_SQL, RollupRange, query_pages
+from logpipe.reports.queries.referers import query_broken_links, query_referers
+from logpipe.reports.queries.series import query_status, query_traffic
+
+# The reports whose query needs only the filters; `pages` also needs the days its
+# rollup holds (rollup_range), so run_report builds it apart.
+QUERIES: dict[str, Callable[[Filters], tuple[str, dict[str, Any]]]] = {
+    "referers": query_referers,
+    "status": query_status,
+    "broken-links": query_broken_links,
+    "offenders": query_offenders,
+    "agents": query_agents,
+    "traffic": query_traffic,
+}
+
+
+def prepare_session(cur: Any) -> None:
+    """Room for the aggregations: the 4 MB default spills a month's rollup to disk."""
+    cur.execute("SET work_mem = '64MB'")
+
+
+def rollup_range(cur: Any) -> RollupRange:
+    cur.execute(ROLLUP_RANGE_SQL)
+    first, last = cur.fetchone()
+    return RollupRange(first, last)
+
+
+def run_report(cur: Any, name: str, filters: Filters) -> tuple[list[str], list[tuple]]:
+    """Run one report: (column names, rows). Also what bench/reports_bench.py times."""
+    if name == "pages":
+        sql, params = query_pages(filters, rollup_range(cur))
+    else:
+        sql, params = QUERIES[name](filters)
+    cur.execute(sql, params)
+    return [d[0] for d in cur.description], cur.fetchall()
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.name not in REPORTS:
+        say(f"unknown report {args.name!r}; the reports are: {', '.join(REPORTS)}")
+        return 1
+    dsn = config.resolve_dsn(args.dsn)
+    limit = REPORTS[args.name].default_limit if args.limit is None else args.limit
+    filters = Filters(path=args.path, vhost=args.vhost, limit=limit, by=args.by,
+                      bots=True if args.bots else False if args.humans else None)
+    conn = _connect(dsn)
+    if conn is None:
+        return 1
+    try:
+        result = _fetch(conn, dsn, args, filters)
+    finally:
+        conn.close()
+    if result is None:
+        return 1
+    print_report(args.format, *result)
+    return 0
+
+
+def _connect(dsn: str) -> Any:
+    """A connection, or None once the reason is said."""
+    import psycopg2
+
+    from logpipe.store import database as db
+
+    try:
+        return db.connect(dsn, "logpipe report")
+    except psycopg2.OperationalError as exc:
+        say(f"cannot connect to {db.describe_dsn(dsn)}: {str(exc).strip()}")
+        say("check --dsn (or $LOGPIPE_DSN) and that PostgreSQL is running and accepts "
+            "connections")
+    except psycopg2.Error as exc:  # e.g. a malformed --dsn
+        say(f"cannot connect: {str(exc).strip()}")
+    return None
+
+
+def _fetch(conn: Any, dsn: str, args: argparse.Namespace,
+           filters: Filters) -> tuple[list[str], list[tuple]] | None:
+    """The report's columns and rows, or None once the reason is said."""
+    import psycopg2
+    import psycopg2.errors
+
+    from logpipe.store import database as db
+
+    try:
+        # Counts the writer has not folded yet (it does within seconds): a user who may
+        # only read gets the rollups as of the writer's last fold.
+        db.fold_rollups(conn)
+        conn.set_session(readonly=True, autocommit=True)
+        with conn.cursor() as cur:
+            prepare_session(cur)
+            filters.since, filters.until = resolve_times(cur, args.since, args.until)
+            return run_report(cur, args.name, filters)
+    except (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedFunction) as exc:
+        say(f"the reports are not installed in {db.describe_dsn(dsn)} "
+            f"({str(exc).splitlines()[0]}); run `logpipe initdb` first")
+    except psycopg2.OperationalError as exc:
+        say(f"lost the connection to {db.describe_dsn(dsn)}: {str(exc).strip()}")
+    except psycopg2.Error as exc:
+        say(f"report {args.name} failed: {str(exc).strip()}")
+    except (ValueError, OverflowError) as exc:  # e.g. a time beyond what Python can hold
+        say(f"report {args.name} failed: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a bug: say so in one line, not a traceback
+        say(f"report {args.name} failed, a bug in logpipe: {exc!r}")
+    return None
+
+
+def print_report(output_format: str, columns: list[str], rows: list[tuple]) -> None:
+    """The rows on stdout as --format says; a reader that stops early is no error."""
+    try:
+        if output_format == "csv":
+            write_csv(columns, rows, sys.stdout, escape=sys.stdout.isatty())
+        elif output_format == "json":
+            sys.stdout.write(format_json(columns, rows))
+        else:
+            sys.stdout.write(format_table(columns, rows, shutil.get_terminal_size().columns))
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. `| head`: the reader has all it wants
+        try:
+            sys.stdout = open("/dev/null", "w")  # noqa: SIM115 - stops the flush at exit
+        except OSError:
+            pass

@@ -1,0 +1,116 @@
+"""The referer reports on a fresh database: hot paths answered from their own rollup
+exactly as from the index, and logs without a vhost with the site's hosts listed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+from conftest import Database, execute, logpipe_cmd, query, scalar
+from reports_support import DATA, S, W, as_json, insert, report_ok, view
+
+
+def referer_answers(dsn: str, paths: list[str], *extra: str) -> dict[tuple, Any]:
+    """`referers --path P` for every path and filter, as the CLI prints them in JSON."""
+    answers = {}
+    for path in paths:
+        for flags in ((), ("--humans",), ("--bots",), ("--vhost", W), ("--vhost", S)):
+            answers[(path, *flags)] = as_json(dsn, "referers", "--path", path, *flags, *extra)
+    return answers
+
+
+# One long scenario rather than several tests: each step starts from the rollup state
+# the one before left.
+def test_hot_paths_answer_referers_from_their_own_rollup(
+        database: Database, tmp_path: Path) -> None:
+    """A path with many requests gets referer counts of its own (logpipe_path_referers,
+    kept through the pending table like the other rollups): `referers --path` then
+    reads those, and answers exactly what the index answers, at every step."""
+    def load(lines: bytes) -> None:
+        proc = subprocess.run(
+            logpipe_cmd("--dsn", database.dsn, "--spool-dir", str(tmp_path / "spool"),
+                        "--format", "vhost_combined"),
+            input=lines, capture_output=True, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+
+    log = (DATA / "reports.log").read_bytes()
+    load(log)
+    paths = [p for (p,) in query(database.dsn, "SELECT DISTINCT path FROM access_log"
+                                               " WHERE referer IS NOT NULL ORDER BY 1")]
+    assert len(paths) >= 10
+    from_index = referer_answers(database.dsn, paths)
+    assert scalar(database.dsn, "SELECT count(*) FROM logpipe_hot_paths") == 0
+    # a fold makes the paths it counts past the line hot...
+    insert(database.dsn, [("2024-10-10 10:00:00+00", W, "/new", 200, 1, "https://a.example/",
+                           "ua", False)])
+    execute(database.dsn, "SELECT logpipe_rollup_fold(1)")
+    assert query(database.dsn, "SELECT path FROM logpipe_hot_paths") == [("/new",)]
+    assert as_json(database.dsn, "referers", "--path", "/new") == [
+        {"referer": "https://a.example/", "hits": 1}]
+    execute(database.dsn, "DELETE FROM access_log WHERE path = '/new'")
+    # ...here every path that has served a request, its referers counted at once
+    execute(database.dsn, "SELECT logpipe_promote_hot_paths(ARRAY("
+                          "SELECT DISTINCT path FROM logpipe_pages WHERE hits > 0))")
+    assert scalar(database.dsn, "SELECT count(*) FROM logpipe_hot_paths") == 11
+    assert referer_answers(database.dsn, paths) == from_index
+    # the CLI reads the rollup for a hot path (a count changed by hand shows)...
+    execute(database.dsn, "UPDATE logpipe_path_referers SET hits = hits + 1000"
+                          " WHERE path = '/' AND referer = 'https://www.google.com/'")
+    google = next(r["hits"] for r in from_index[("/",)]
+                  if r["referer"] == "https://www.google.com/")
+    assert as_json(database.dsn, "referers", "--path", "/")[0] == {
+        "referer": "https://www.google.com/", "hits": google + 1000}
+    execute(database.dsn, "UPDATE logpipe_path_referers SET hits = hits - 1000"
+                          " WHERE path = '/' AND referer = 'https://www.google.com/'")
+    # ...but the index for a time window
+    assert as_json(database.dsn, "referers", "--path", "/", "--since", "2000-01-01") == \
+        from_index[("/",)]
+    # more of the same lines go through the pending table: everything doubles
+    load(log)
+    doubled = {key: [{**row, "hits": 2 * row["hits"]} for row in rows]
+               for key, rows in from_index.items()}
+    assert scalar(database.dsn, "SELECT count(*) FROM logpipe_pending_referers") == 0
+    assert referer_answers(database.dsn, paths) == doubled
+    # deleted rows come off the counts; referers with none left are dropped
+    execute(database.dsn, "DELETE FROM access_log WHERE loaded_at ="
+                          " (SELECT max(loaded_at) FROM access_log)")
+    execute(database.dsn, "DELETE FROM access_log WHERE referer = 'https://www.google.com/'")
+    execute(database.dsn, "SELECT logpipe_rollup_fold()")
+    assert scalar(database.dsn, "SELECT count(*) FROM logpipe_path_referers"
+                                " WHERE referer = 'https://www.google.com/'") == 0
+    assert referer_answers(database.dsn, paths) == referer_answers(
+        database.dsn, paths, "--since", "2000-01-01")
+    # initdb rebuilding the rollups makes the same paths hot again
+    execute(database.dsn, "COMMENT ON TABLE logpipe_rollup_daily IS NULL")
+    database.initdb()
+    assert scalar(database.dsn, "SELECT count(*) FROM logpipe_hot_paths") == 0  # 100,000 hits
+    assert referer_answers(database.dsn, ["/", "/blog/post-1"]) == referer_answers(
+        database.dsn, ["/", "/blog/post-1"], "--since", "2000-01-01")
+
+
+def test_logs_without_vhost_and_site_hosts(database: Database) -> None:
+    """combined format: no vhost, so every referer is external until the site's hosts are
+    listed in logpipe_site_hosts; the table leaves out the empty vhost column."""
+    t = "2024-10-10 10:00:00+00"
+    insert(database.dsn, [
+        (t, None, "/a", 200, 10, "https://blog.example.org/", "x", False),
+        (t, None, "/a", 200, 10, "https://www.example.org/b", "x", False),
+        (t, None, "/missing", 404, 10, "https://www.example.org/a", "x", False),
+    ])
+    assert as_json(database.dsn, "referers") == [
+        {"referer": "https://blog.example.org/", "hits": 1},
+        {"referer": "https://www.example.org/a", "hits": 1},  # linked to a 404: still counts
+        {"referer": "https://www.example.org/b", "hits": 1}]
+    assert as_json(database.dsn, "broken-links") == []
+    assert report_ok(database.dsn, "pages").splitlines()[0].split() == ["path", "hits", "bytes"]
+    conn = psycopg2.connect(database.dsn)
+    with conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO logpipe_site_hosts VALUES ('www.example.org')")
+    conn.close()
+    assert as_json(database.dsn, "referers") == [
+        {"referer": "https://blog.example.org/", "hits": 1}]
+    assert view(database.dsn, "SELECT referer, path, hits FROM report_broken_links") == [
+        ("https://www.example.org/a", "/missing", 1)]

@@ -1,0 +1,66 @@
+"""The writer and the report rollups: it loads when they cannot be folded, and folds
+when caught up or every FOLD_INTERVAL (logpipe.ingest.folding.FoldPolicy driven directly).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import psycopg2
+from conftest import Database, execute, query, scalar, start_logger, wait_for
+from reports_support import PENDING, ROLLUP, insert
+
+from logpipe.ingest.folding import FOLD_INTERVAL, FoldPolicy
+
+
+def test_writer_loads_when_the_rollups_cannot_be_folded(
+        database: Database, tmp_path: Path) -> None:
+    """A schema whose rollups cannot be folded (here: the function dropped) costs the
+    reports, never the rows: the writer says so once and goes on loading."""
+    execute(database.dsn, "DROP FUNCTION logpipe_rollup_fold(bigint)")
+    proc = start_logger(database.dsn, tmp_path / "spool", stdin=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stderr is not None
+    for i in range(3):
+        proc.stdin.write(b"".join(
+            f'192.0.2.1 - - [10/Oct/2024:10:00:0{i} +0000] "GET /p{n} HTTP/1.1" 200 1 "-" "b"\n'
+            .encode() for n in range(100)))
+        proc.stdin.flush()
+        wait_for(lambda i=i: database.rows() == 100 * (i + 1), timeout=30)
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 0
+    err = proc.stderr.read().decode()
+    assert err.count("cannot update the report rollups") == 1, err
+    assert "logpipe initdb" in err
+    assert database.rows() == 300
+    assert scalar(database.dsn, "SELECT sum(hits) FROM logpipe_pending_quarters") == 300
+    database.initdb()  # restores the function; the counts were kept
+    execute(database.dsn, "SELECT logpipe_rollup_fold()")
+    assert query(database.dsn, "SELECT sum(hits)::int FROM logpipe_pages") == [(300,)]
+
+
+def test_writer_folds_when_caught_up_or_every_fold_interval(database: Database) -> None:
+    """The writer's fold policy against a real database: nothing to fold, nothing done;
+    while busy, a fold at most every FOLD_INTERVAL; once caught up, a fold at once."""
+    insert(database.dsn, [("2024-10-10 10:00:00+00", "v", "/a", 200, 10, None, "ua", False)])
+    now = [1000.0]
+    policy = FoldPolicy(clock=lambda: now[0])
+    conn = psycopg2.connect(database.dsn)
+    try:
+        policy.maybe_fold(conn, caught_up=True)  # nothing loaded by this writer yet
+        assert scalar(database.dsn, PENDING) == 2
+        policy.rows_committed()
+        now[0] += FOLD_INTERVAL / 2
+        policy.maybe_fold(conn, caught_up=False)  # busy, and it folded not long ago
+        assert scalar(database.dsn, PENDING) == 2
+        now[0] += FOLD_INTERVAL / 2
+        policy.maybe_fold(conn, caught_up=False)  # busy for FOLD_INTERVAL: fold anyway
+        assert scalar(database.dsn, PENDING) == 0
+        assert not policy.unfolded
+        insert(database.dsn, [("2024-10-10 11:00:00+00", "v", "/a", 200, 5, None, "ua", False)])
+        policy.rows_committed()
+        policy.maybe_fold(conn, caught_up=True)  # caught up: at once
+        assert scalar(database.dsn, PENDING) == 0
+        assert query(database.dsn, ROLLUP) == [("2024-10-10", "v", "/a", 2, 0, 15, 0)]
+    finally:
+        conn.close()
