@@ -180,10 +180,15 @@ def build_subcommand_parser() -> argparse.ArgumentParser:
 
     report.add_parser(sub)
 
+    add_writer_child_parser(sub)
+    return p
+
+
+def add_writer_child_parser(sub: argparse._SubParsersAction) -> None:
+    """`_writer`: started by the piped logger with its own settings, not by people."""
     s = sub.add_parser("_writer", help=argparse.SUPPRESS)
     add_spool_dir(s)
     s.add_argument("--flush-interval", type=float, default=config.DEFAULT_FLUSH_INTERVAL)
     s.add_argument("--batch-lines", type=int, default=config.DEFAULT_BATCH_LINES)
     s.add_argument("--lifeline", type=int, help="fd of the pipe whose EOF means stop")
     s.set_defaults(func=command("writer_child"))
-    return p
