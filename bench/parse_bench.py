@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from logpipe.parse.parser import NAMED_FORMATS, compile_format
+from logpipe.parse import NAMED_FORMATS, compile_format
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 OFFSETS = ("+0000", "-0700", "+0100", "+0530", "-0330", "+0545", "+0200", "-0500")

@@ -5,14 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from logpipe.parse import agents
 from logpipe.parse.agents import classify_agent
 
-ROOT = Path(__file__).resolve().parents[1]
 LIST = ROOT / "tests" / "data" / "user_agents.tsv"
 
 

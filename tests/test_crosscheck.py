@@ -8,30 +8,19 @@ the right value, and the test records what apache-log-parser returns instead.
 from __future__ import annotations
 
 import random
-import re
 import warnings
 from datetime import datetime, timezone
 
 import pytest
+from conftest import rows_of
 
-from logpipe.parse.columns import ACCESS_LOG_COLUMNS
-from logpipe.parse.parser import NAMED_FORMATS, compile_format
+from logpipe.parse import NAMED_FORMATS, compile_format
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     apache_log_parser = pytest.importorskip("apache_log_parser")
 
 COMBINED = NAMED_FORMATS["combined"]
-
-
-def rows_of(copy_data: str) -> list[dict[str, object]]:
-    out = []
-    for line in copy_data.split("\n")[:-1]:
-        cells = line.split("\t")
-        out.append({col: None if c == "\\N" else re.sub(
-            r"\\(.)", lambda m: {"t": "\t", "n": "\n", "r": "\r"}.get(m[1], m[1]), c)
-            for col, c in zip(ACCESS_LOG_COLUMNS, cells)})
-    return out
 
 
 def ours(line: str) -> dict[str, object]:

@@ -7,11 +7,7 @@ import re
 import pytest
 from conftest import rows_of
 
-from logpipe.parse.parser import NAMED_FORMATS, FormatError, LineParser, compile_format
-
-NULL = None
-
-
+from logpipe.parse import NAMED_FORMATS, FormatError, LineParser, compile_format
 
 
 def one_row(fmt: str, line: bytes) -> dict[str, object]:

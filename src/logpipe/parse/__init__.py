@@ -3,15 +3,16 @@
     parser = compile_format("combined", source="web1")
     batch = parser.parse(data)     # batch.copy_data, batch.row_count, batch.rejects
 
-Modules, in the order a LogFormat goes through them: fields (directives and where each
-one goes), parser (LineParser: the chunk loop), fastloop (the loop generated per format),
-rows (the reference path for one line), values (field values to COPY text), agents (is
-the User-Agent a bot?), columns (the COPY column order).
+Modules, in the order a LogFormat goes through them: directives (the LogFormat string
+read into directives), fields (where each directive goes), regexes (what matches each
+value and each line), parser (LineParser: the chunk loop), fastloop (the loop generated
+per format), rows (the reference path for one line), values (field values to COPY text),
+agents (is the User-Agent a bot?), columns (the COPY column order).
 """
 
 from __future__ import annotations
 
-from logpipe.parse.fields import FormatError
+from logpipe.parse.directives import FormatError
 from logpipe.parse.parser import NAMED_FORMATS, Batch, LineParser, compile_format
 
 __all__ = ["NAMED_FORMATS", "Batch", "FormatError", "LineParser", "compile_format",

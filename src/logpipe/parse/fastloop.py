@@ -13,32 +13,12 @@ The source is kept on LineParser.fast_source for anyone who wants to read it.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from logpipe.parse import values
 from logpipe.parse.columns import ACCESS_LOG_COLUMNS
-from logpipe.parse.fields import (
-    AGENT,
-    COL,
-    EXTRA,
-    FILL,
-    FRAC,
-    INT,
-    REQUEST,
-    STATUS,
-    TIME,
-    ZONE,
-    Field,
-    Plan,
-)
-from logpipe.parse.rows import (
-    CACHE_LIMIT,
-    TIME_CACHE_LIMIT,
-    Cut,
-    RowBuilder,
-    check_quoted,
-    fill_value,
-)
+from logpipe.parse.fields import Field, Plan, Target
+from logpipe.parse.rows import TIME_CACHE_LIMIT, Cut, RowBuilder, check_quoted, fill_value
 
 # Methods the loop takes without further checks; any other goes through split_request().
 METHODS = frozenset((
@@ -46,45 +26,19 @@ METHODS = frozenset((
     "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "REPORT", "SEARCH",
 ))
 
-RunFunction = Callable[[list, list, Callable[[str], None]], None]
+# run(matches, rows, slow): the findall tuples of whole lines, the list rows are appended to,
+# and the reference path for one line
+RunFunction = Callable[[list[tuple[str, ...]], list[str], Callable[[str], None]], None]
 
 BACKSLASH = '"\\\\"'  # the Python source of a string holding one backslash
 
 
 def generate(plan: Plan) -> str:
     """Python source of `run(matches, rows, slow)` for this format: matches are the tuples
-    of the fast or quick regex's findall over whole lines (see fields.line_regexes)."""
+    of the fast or quick regex's findall over whole lines (see regexes.line_regexes)."""
     names = [f"g{i}" for i in range(len(plan.fields))]
     groups = f"({', '.join(names)}, tr)"
-    body = _time(plan, names)  # the per-line code, indented for inside the try below
-    produced = {"time", "source", "extra"}
-    extra: list[str] = []
-    fills: list[tuple[str, Field]] = []
-    for g, f in zip(names, plan.fields):
-        lines, columns = _field(g, f, plan)
-        body += lines
-        produced.update(columns)
-        if f.target == EXTRA:
-            extra.append(g)
-        elif f.target == FILL:
-            fills.append((g, f))
-    for g, f in fills:  # %m %U %q %H fill in what %r did not give
-        col = f"c_{f.column}"
-        if f.quoted:
-            body.append(f"if {BACKSLASH} in {g}: check_quoted({g})")
-        if f.column in produced:
-            body += [f"if {col} == N:", f"    {col} = fill_value({f.column!r}, {g})"]
-        else:
-            body.append(f"{col} = fill_value({f.column!r}, {g})")
-            produced.add(f.column)  # type: ignore[arg-type]
-    if extra:  # extra values repeat a lot: the JSON is cached on their raw text
-        key = f"({', '.join(extra)}, tr)"
-        body += [f"c_extra = xget({key})", "if c_extra is None:", f"    c_extra = b.extra({key})"]
-    else:
-        body.append("c_extra = b.extra((tr,)) if tr else N")
-    row = "\\t".join("{SOURCE}" if c == "source" else f"{{c_{c}}}" if c in produced else "\\\\N"
-                     for c in ACCESS_LOG_COLUMNS)
-    body.append(f'append(f"{row}\\n")')
+    body = _time(plan, names) + _row(plan, names)  # the per-line code, for inside the try
     return "\n".join([
         "def run(matches, rows, slow):",
         "    append = rows.append",
@@ -103,12 +57,54 @@ def generate(plan: Plan) -> str:
     ]) + "\n"
 
 
+def _row(plan: Plan, names: list[str]) -> list[str]:
+    """Code setting every column but the time from the values g0, g1 ... and tr (the
+    trailing text), then appending the row."""
+    body: list[str] = []
+    produced = {"time", "source", "extra"}
+    extra: list[str] = []
+    fills: list[tuple[str, Field]] = []
+    for g, f in zip(names, plan.fields):
+        lines, columns = _field(g, f)
+        body += lines
+        produced.update(columns)
+        if f.target == Target.EXTRA:
+            extra.append(g)
+        elif f.target == Target.FILL:
+            fills.append((g, f))
+    body += _fills(fills, produced)
+    if extra:  # extra values repeat a lot: the JSON is cached on their raw text
+        key = f"({', '.join(extra)}, tr)"
+        body += [f"c_extra = xget({key})", "if c_extra is None:", f"    c_extra = b.extra({key})"]
+    else:
+        body.append("c_extra = b.extra((tr,)) if tr else N")
+    row = "\\t".join("{SOURCE}" if c == "source" else f"{{c_{c}}}" if c in produced else "\\\\N"
+                     for c in ACCESS_LOG_COLUMNS)
+    body.append(f'append(f"{row}\\n")')
+    return body
+
+
+def _fills(fills: list[tuple[str, Field]], produced: set[str]) -> list[str]:
+    """Code for %m %U %q %H: each fills in its column if %r did not (adds to produced)."""
+    body: list[str] = []
+    for g, f in fills:
+        col = f"c_{f.column}"
+        if f.quoted:
+            body.append(f"if {BACKSLASH} in {g}: check_quoted({g})")
+        if f.column in produced:
+            body += [f"if {col} == N:", f"    {col} = fill_value({f.column!r}, {g})"]
+        else:
+            body.append(f"{col} = fill_value({f.column!r}, {g})")
+            produced.add(f.column)  # type: ignore[arg-type]
+    return body
+
+
 def _time(plan: Plan, names: list[str]) -> list[str]:
     """Code setting c_time, from the cache when it can."""
-    main = next(i for i, f in enumerate(plan.fields) if f.target == TIME)
+    main = next(i for i, f in enumerate(plan.fields) if f.target == Target.TIME)
     t = names[main]
     lines = []
-    zone = [g for g, f in zip(names, plan.fields) if f.target == ZONE]
+    zone = [g for g, f in zip(names, plan.fields) if f.target == Target.ZONE]
     if zone:  # "%{%d/%b/%Y %T}t %{%z}t": the time is both values together
         lines.append(f'tk = f"{{{t}}} {{{zone[0]}}}"')
         t = "tk"
@@ -134,11 +130,11 @@ def _time(plan: Plan, names: list[str]) -> list[str]:
     return lines
 
 
-def _field(g: str, f: Field, plan: Plan) -> tuple[list[str], tuple[str, ...]]:
+def _field(g: str, f: Field) -> tuple[list[str], tuple[str, ...]]:
     """Code for one field's value in variable g, and the columns it sets."""
     target = f.target
     col = f"c_{f.column}"
-    if target == COL:
+    if target == Target.COL:
         if f.quoted:
             value = f"(b.quoted({g}) if {BACKSLASH} in {g} else {g})"
         elif f.escaped:
@@ -146,12 +142,12 @@ def _field(g: str, f: Field, plan: Plan) -> tuple[list[str], tuple[str, ...]]:
         else:  # the fast regex let no backslash through
             value = g
         return [f'{col} = N if {g} == "-" else {value}'], (f.column,)  # type: ignore[return-value]
-    if target == AGENT:
+    if target == Target.AGENT:
         return [f"x = aget({g})",
                 "if x is None:",
                 f"    x = b.agent({g})",
                 "c_user_agent, c_is_bot = x"], ("user_agent", "is_bot")
-    if target == REQUEST:
+    if target == Target.REQUEST:
         return [
             f'sp = {g}.split(" ")',
             (f'if (len(sp) == 3 and sp[0] in METHODS and sp[2][:5] == "HTTP/" and sp[1]'
@@ -165,25 +161,24 @@ def _field(g: str, f: Field, plan: Plan) -> tuple[list[str], tuple[str, ...]]:
             "else:",
             f"    c_method, c_path, c_query, c_protocol, c_request = b.request({g})",
         ], ("method", "path", "query", "protocol", "request")
-    if target == STATUS:  # the fast regex let only 100..999 or "-" through
+    if target == Target.STATUS:  # the fast regex let only 100..999 or "-" through
         return [f'c_status = N if {g} == "-" else {g}'], ("status",)
-    if target == INT:  # the fast regex let only up to 18 digits (12 if scaled) through
+    if target == Target.INT:  # the fast regex let only up to 18 digits (12 if scaled) through
         value = g if f.scale == 1 else f"str(int({g}) * {f.scale})"
         return [f'{col} = {f.dash!r} if {g} == "-" else {value}'], (f.column,)  # type: ignore
-    if target == FRAC and plan.combine_frac:
+    if target == Target.FRAC:  # plan() leaves a FRAC field only where it completes the time
         return [f'c_time = f"{{c_time[:19]}}.{{{g}}}{{c_time[19:]}}"'], ()
-    return [], ()  # EXTRA and FILL: see generate(); ZONE: see _time()
+    return [], ()  # EXTRA and FILL: see _row(); TIME and ZONE: see _time()
 
 
 def compile_run(plan: Plan, builder: RowBuilder) -> tuple[RunFunction, str]:
     """The generated loop as a function bound to this format's caches and helpers."""
     source = generate(plan)
-    namespace = {
+    namespace: dict[str, Any] = {
         "time_cache": builder.time_cache,
         "date_cache": builder.date_cache,
         "agent_cache": builder.agent_cache,
         "extra_cache": builder.extra_cache,
-        "CACHE_LIMIT": CACHE_LIMIT,
         "TIME_CACHE_LIMIT": TIME_CACHE_LIMIT,
         "b": builder,
         "N": values.NULL,

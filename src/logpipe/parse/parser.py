@@ -5,9 +5,9 @@
     batch.copy_data                 # COPY text rows, columns = ACCESS_LOG_COLUMNS
     batch.rejects                   # [(raw line, reason)] for lines that cannot load
 
-parse() decodes the chunk once and runs one regex over all of it (logfast);
+parse() decodes the chunk once and runs one regex over all of it (fastloop);
 lines that are too long, hold NUL bytes or invalid UTF-8 are set aside first,
-and a line the fast path cannot take goes through the reference path (logrow).
+and a line the fast path cannot take goes through the reference path (rows).
 Every line ends up as exactly one row or one reject.
 """
 
@@ -17,8 +17,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from logpipe.parse import fastloop, fields
-from logpipe.parse.fields import Field, FormatError
+from logpipe.parse import fastloop, fields, regexes
+from logpipe.parse.directives import FormatError, tokenize
+from logpipe.parse.fields import Field
 from logpipe.parse.rows import Reject, RowBuilder
 
 __all__ = ["NAMED_FORMATS", "Batch", "FormatError", "LineParser", "compile_format"]
@@ -60,8 +61,9 @@ class LineParser:
             raise ValueError("max_line_bytes must be at least 1")
         self.format_string = format_string
         self.max_line_bytes = max_line_bytes
-        plan = fields.plan(fields.tokenize(format_string))
-        fast, quick, lenient = fields.line_regexes(plan)
+        plan = fields.plan(tokenize(format_string))
+        regexes.set_value_regexes(plan)  # before RowBuilder and the loop: they read Field.quoted
+        fast, quick, lenient = regexes.line_regexes(plan)
         try:
             self._fast = re.compile(fast, re.ASCII).findall
             self._quick = None if quick is None else re.compile(quick, re.ASCII).findall
@@ -103,11 +105,8 @@ class LineParser:
     def _parse_lines(self, data: bytes, rows: list[str],
                      rejects: list[tuple[bytes, str]]) -> None:
         """Set aside lines that cannot be text; parse the runs of good lines between them."""
-        lines = data.split(b"\n")
-        if lines[-1] == b"":
-            lines.pop()
         good: list[str] = []
-        for raw in lines:
+        for raw in _split_lines(data):
             text, reason = _decode_line(raw, self.max_line_bytes)
             if text is not None:
                 good.append(text)
@@ -142,10 +141,7 @@ class LineParser:
     def _parse_line_by_line(self, data: bytes, rows: list[str],
                             rejects: list[tuple[bytes, str]]) -> None:
         """The careful fallback: each line on its own, any failure a reject."""
-        lines = data.split(b"\n")
-        if lines[-1] == b"":
-            lines.pop()
-        for raw in lines:
+        for raw in _split_lines(data):
             try:
                 text, reason = _decode_line(raw, self.max_line_bytes)
                 if text is not None:
@@ -186,7 +182,17 @@ class LineParser:
                 return f"line does not match the LogFormat: no {item!r} {after}"
             after = f"after {item.directive.text}" if isinstance(item, Field) else \
                 f"after {item!r}"
+        # Not reached while the lenient regex ends in a group that takes the rest of the
+        # line; kept so that this never raises, whatever changes there.
         return "line does not match the LogFormat"
+
+
+def _split_lines(data: bytes) -> list[bytes]:
+    """The lines of data without their LF (the last line may lack one)."""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return lines
 
 
 def _has_long_line(data: bytes, limit: int) -> bool:

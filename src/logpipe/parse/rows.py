@@ -2,7 +2,7 @@
 
 RowBuilder.build() checks and converts every value and is what decides, for
 any line the fast loop could not take, whether it loads and how. It also holds
-the caches and helpers the generated fast loop (logfast) calls into, so both
+the caches and helpers the generated fast loop (fastloop) calls into, so both
 paths convert values the same way.
 """
 
@@ -15,20 +15,7 @@ from typing import Callable
 
 from logpipe.parse import values as v
 from logpipe.parse.columns import ACCESS_LOG_COLUMNS
-from logpipe.parse.fields import (
-    AGENT,
-    COL,
-    EXTRA,
-    FILL,
-    FRAC,
-    INT,
-    REQUEST,
-    STATUS,
-    TIME,
-    ZONE,
-    Field,
-    Plan,
-)
+from logpipe.parse.fields import Field, Plan, Target
 
 NULL = v.NULL
 CACHE_LIMIT = 50_000
@@ -42,7 +29,7 @@ class Reject(Exception):
 
 
 class Cut(Reject):
-    """A quoted value the quick regex got wrong (see fields.line_regexes)."""
+    """A quoted value the quick regex got wrong (see regexes.line_regexes)."""
 
 
 _WELL_ESCAPED = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.DOTALL)
@@ -69,7 +56,6 @@ class RowBuilder:
 
     def __init__(self, plan: Plan, source: str | None,
                  classify_agent: Callable[[str], bool] | None) -> None:
-        self.plan = plan
         self.fields = plan.fields
         self.source = NULL if source is None else v.copy_text(source)
         self.classify_agent = classify_agent
@@ -77,10 +63,10 @@ class RowBuilder:
         self.agent_cache: dict[str, tuple[str, str]] = {}
         self.extra_cache: dict[tuple[str, ...], str] = {}
         self.date_cache: dict[str, str] = {}  # "10/Oct/2000" -> "2000-10-10 " (valid dates)
-        self.extra_fields = [f for f in plan.fields if f.target == EXTRA]
-        self.agent_quoted = any(f.target == AGENT and f.quoted for f in plan.fields)
-        self.request_quoted = any(f.target == REQUEST and f.quoted for f in plan.fields)
-        main = next(f for f in plan.fields if f.target == TIME)
+        self.extra_fields = [f for f in plan.fields if f.target == Target.EXTRA]
+        self.agent_quoted = any(f.target == Target.AGENT and f.quoted for f in plan.fields)
+        self.request_quoted = any(f.target == Target.REQUEST and f.quoted for f in plan.fields)
+        main = next(f for f in plan.fields if f.target == Target.TIME)
         self.main_time = main
         # literal text around the fields, to give back a fast-matched line exactly
         self.literals: list[str] = []
@@ -176,14 +162,8 @@ class RowBuilder:
         return text
 
     @staticmethod
-    def _json(extra: dict) -> str:
+    def _json(extra: dict[str, object]) -> str:
         return v.copy_text(json.dumps(extra, ensure_ascii=False, separators=(",", ":")))
-
-    @staticmethod
-    def cut_at_escaped_quote(values: Sequence[str]) -> bool:
-        """True if a quoted value ends in an odd run of backslashes: the quick regex
-        stopped at an escaped quote, \\", instead of the closing one."""
-        return any((len(x) - len(x.rstrip("\\"))) % 2 for x in values)
 
     def rebuild(self, groups: Sequence[str]) -> str:
         """The line a fast match came from (without its LF): literals and values interleaved."""
@@ -198,7 +178,11 @@ class RowBuilder:
     # -- the reference conversion -------------------------------------------------------
 
     def build(self, groups: Sequence[str]) -> str:
-        """One COPY row from a line's values (one per field, then the trailing text)."""
+        """One COPY row from a line's values (one per field, then the trailing text).
+
+        The values are the lenient regex's groups: a quoted value there is always well
+        escaped, so, unlike the fast loop's, it needs no check_quoted().
+        """
         row = dict.fromkeys(ACCESS_LOG_COLUMNS, NULL)
         row["source"] = self.source
         extra: list[str] = []
@@ -207,31 +191,27 @@ class RowBuilder:
         time_value = ""
         for f, value in zip(self.fields, groups):
             target = f.target
-            if target == TIME:
+            if target == Target.TIME:
                 time_value = value
-            elif target == FRAC:
+            elif target == Target.FRAC:
                 frac = value
-            elif target == ZONE:
+            elif target == Target.ZONE:
                 zone = value
-            elif target == COL:
-                if f.quoted and "\\" in value:
-                    check_quoted(value)
+            elif target == Target.COL:
                 row[f.column] = NULL if value == "-" else v.copy_field(value)  # type: ignore
-            elif target == AGENT:
+            elif target == Target.AGENT:
                 row["user_agent"], row["is_bot"] = self.agent(value)
-            elif target == REQUEST:
+            elif target == Target.REQUEST:
                 (row["method"], row["path"], row["query"], row["protocol"],
                  row["request"]) = self.request(value)
-            elif target == FILL:
-                if f.quoted and "\\" in value:
-                    check_quoted(value)
+            elif target == Target.FILL:
                 fills.append((f, value))
-            elif target == STATUS:
+            elif target == Target.STATUS:
                 row["status"] = _checked(v.status_value, value)
-            elif target == INT:
+            elif target == Target.INT:
                 row[f.column] = _checked(  # type: ignore[index]
                     v.bigint_value, value, f.column, f.dash, f.scale, f.column == "duration_us")
-            elif target == EXTRA:
+            elif target == Target.EXTRA:
                 extra.append(value)
         for f, value in fills:
             if row[f.column] == NULL:  # type: ignore[index]
@@ -241,7 +221,7 @@ class RowBuilder:
         row["time"] = self.time(time_value)  # type: ignore[assignment]
         if row["time"] is None:
             raise Reject(f"bad time: {time_value}")
-        if frac is not None and self.plan.combine_frac:
+        if frac is not None:  # plan() leaves a FRAC field only where it completes the time
             row["time"] = f"{row['time'][:19]}.{frac}{row['time'][19:]}"
         extra.append(groups[-1])
         row["extra"] = self.extra(tuple(extra))
