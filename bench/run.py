@@ -45,8 +45,8 @@ import psycopg2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from logpipe.parse import compile_format
 from logpipe.parse.columns import ACCESS_LOG_COLUMNS
-from logpipe.parse.parser import compile_format
 
 ADMIN_DSN = "dbname=postgres"
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]

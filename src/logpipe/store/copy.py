@@ -21,6 +21,7 @@ import psycopg2.extensions
 
 from logpipe.messages import first_line
 from logpipe.parse.columns import ACCESS_LOG_COLUMNS
+from logpipe.parse.values import copy_text
 
 COPY_ROWS_SQL = f"COPY access_log ({', '.join(ACCESS_LOG_COLUMNS)}) FROM STDIN"
 COPY_REJECTS_SQL = "COPY access_log_rejects (source, reason, line) FROM STDIN"
@@ -51,19 +52,13 @@ def copy_stream(text: str) -> io.BytesIO:
     return io.BytesIO(text.encode("utf-8"))
 
 
-def _copy_text(value: str) -> str:
-    return (
-        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    )
-
-
 def copy_rejects(
     cur: psycopg2.extensions.cursor, rejects: list[tuple[bytes, str]], source: str | None
 ) -> None:
     if not rejects:
         return
-    src = "\\N" if source is None else _copy_text(source)
-    text = "".join(f"{src}\t{_copy_text(reason)}\t\\\\x{raw.hex()}\n" for raw, reason in rejects)
+    src = "\\N" if source is None else copy_text(source)
+    text = "".join(f"{src}\t{copy_text(reason)}\t\\\\x{raw.hex()}\n" for raw, reason in rejects)
     cur.copy_expert(COPY_REJECTS_SQL, copy_stream(text))
 
 
