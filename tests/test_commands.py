@@ -13,11 +13,14 @@ import time
 from pathlib import Path
 
 from conftest import (
+    COMMAND_TIMEOUT,
     Database,
     combined_line,
+    is_alive,
     logpipe_cmd,
     query,
     scalar,
+    signal_dispositions,
     start_logger,
     wait_for,
 )
@@ -30,7 +33,18 @@ SAMPLE = Path(__file__).resolve().parents[1] / "scripts" / "sample" / "access.lo
 
 def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
     return subprocess.run(logpipe_cmd(*args), input=stdin.decode(), capture_output=True,
-                          text=True, timeout=120, check=False)
+                          text=True, timeout=COMMAND_TIMEOUT, check=False)
+
+
+def leave_in_spool(database: Database, spool_dir: Path, count: int) -> None:
+    """Lines a logger could not load (its database was down) left in the spool for later."""
+    database.block()
+    proc = start_logger(database.dsn, spool_dir, "--stop-timeout", "1")
+    assert proc.stdin is not None
+    proc.stdin.write(b"".join(combined_line(i) for i in range(count)))
+    proc.stdin.close()
+    assert proc.wait(timeout=COMMAND_TIMEOUT) == 0
+    database.unblock()
 
 
 def test_initdb_creates_schema_and_can_run_again(empty_database: Database) -> None:
@@ -104,13 +118,7 @@ def test_load_without_schema_says_run_initdb(empty_database: Database, tmp_path:
 
 
 def test_status_shows_spool_backlog_and_database(database: Database, tmp_path: Path) -> None:
-    database.block()
-    proc = start_logger(database.dsn, tmp_path, "--stop-timeout", "1")
-    assert proc.stdin is not None
-    proc.stdin.write(b"".join(combined_line(i) for i in range(100)))
-    proc.stdin.close()
-    proc.wait(timeout=30)
-    database.unblock()
+    leave_in_spool(database, tmp_path, 100)
     result = run("status", "--dsn", database.dsn, "--spool-dir", str(tmp_path), "--json")
     assert result.returncode == 0, result.stderr
     state = json.loads(result.stdout)
@@ -125,13 +133,7 @@ def test_status_shows_spool_backlog_and_database(database: Database, tmp_path: P
 
 def test_drain_daemon_detaches_loads_and_stops(database: Database, tmp_path: Path) -> None:
     spool_dir = tmp_path / "spool"
-    database.block()
-    proc = start_logger(database.dsn, spool_dir, "--stop-timeout", "1")
-    assert proc.stdin is not None
-    proc.stdin.write(b"".join(combined_line(i) for i in range(300)))
-    proc.stdin.close()
-    proc.wait(timeout=30)
-    database.unblock()
+    leave_in_spool(database, spool_dir, 300)
     started = run("drain", "--dsn", database.dsn, "--spool-dir", str(spool_dir))
     assert started.returncode == 0, started.stderr
     pidfile = spool_dir / "drain.pid"
@@ -148,9 +150,7 @@ def test_drain_daemon_detaches_loads_and_stops(database: Database, tmp_path: Pat
     assert again.returncode == 1 and "already runs" in again.stderr
     stopped = run("drain", "--stop", "--spool-dir", str(spool_dir))
     assert stopped.returncode == 0
-    wait_for(lambda: not Path(f"/proc/{pid}").exists() or
-             "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2], timeout=15,
-             what="the daemon to exit")
+    wait_for(lambda: not is_alive(pid), timeout=15, what="the daemon to exit")
     assert "drain daemon running" in (spool_dir / "drain.log").read_text()
 
 
@@ -178,33 +178,26 @@ def test_every_command_and_option_has_help_text() -> None:
         assert result.returncode == 0 and "usage: logpipe" in result.stdout
 
 
-def signal_dispositions(pid: int) -> tuple[bool, bool]:
-    """(SIGHUP ignored, SIGTERM caught) for a process, from /proc."""
-    status = dict(line.split(":", 1) for line in
-                  Path(f"/proc/{pid}/status").read_text().splitlines())
-    ignored, caught = int(status["SigIgn"], 16), int(status["SigCgt"], 16)
-    return (bool(ignored & 1 << (signal.SIGHUP - 1)), bool(caught & 1 << (signal.SIGTERM - 1)))
-
-
 def test_sighup_is_ignored_and_sigterm_waits_for_eof(database: Database, tmp_path: Path) -> None:
     proc = start_logger(database.dsn, tmp_path)
     wait_for(lambda: signal_dispositions(proc.pid) == (True, True), timeout=10,
              what="the logger's signal handlers")
     proc.send_signal(signal.SIGHUP)
     proc.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
+    time.sleep(0.5)  # time for an exit that must not happen
     assert proc.poll() is None
     assert proc.stdin is not None
     proc.stdin.write(combined_line(1))
     proc.stdin.close()
-    assert proc.wait(timeout=30) == 0
+    assert proc.wait(timeout=COMMAND_TIMEOUT) == 0
     assert database.rows() == 1
 
 
 def test_module_and_console_script_are_the_same_program() -> None:
     module = subprocess.run([sys.executable, "-m", "logpipe", "--help"], capture_output=True,
-                            text=True, check=True)
-    script = subprocess.run(["logpipe", "--help"], capture_output=True, text=True, check=True)
+                            text=True, check=True, timeout=COMMAND_TIMEOUT)
+    script = subprocess.run(["logpipe", "--help"], capture_output=True, text=True, check=True,
+                            timeout=COMMAND_TIMEOUT)
     assert module.stdout == script.stdout
 
 

@@ -6,6 +6,8 @@ import fcntl
 import os
 from pathlib import Path
 
+import pytest
+
 from logpipe.ingest import spool
 from logpipe.ingest.appender import MAX_PENDING_TAIL, SpoolAppender
 
@@ -46,7 +48,7 @@ def test_a_huge_line_is_never_split_across_segments(tmp_path: Path) -> None:
     assert b"".join(parts) == big + b"\nafter\n"
 
 
-def test_spool_max_drops_and_counts(tmp_path: Path, capfd) -> None:
+def test_spool_max_drops_and_counts(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     appender = SpoolAppender(tmp_path, spool.make_header("combined", None), 1 << 20,
                                    max_bytes=1000)
     for _ in range(100):

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import io
+import os
+import re
 import sys
 import time
 
+import pytest
+from conftest import wait_for
+
 from logpipe.ingest.supervisor import WriterSupervisor
-from logpipe.messages import EXIT_WRITER_CONFIG
+from logpipe.messages import EXIT_WRITER_CONFIG, PrefixedStderr
+
+RESTART_DELAY = re.compile(r"restarting it in ([\d.]+) s")
 
 
 def supervisor_running(code: str) -> WriterSupervisor:
@@ -15,38 +23,47 @@ def supervisor_running(code: str) -> WriterSupervisor:
     return sup
 
 
-def test_writer_with_configuration_error_is_not_respawned(capfd) -> None:
+def checked(sup: WriterSupervisor) -> WriterSupervisor:
+    """sup after one check(), as the reader's loop makes them."""
+    sup.check()
+    return sup
+
+
+def test_writer_with_configuration_error_is_not_respawned(
+        capfd: pytest.CaptureFixture[str]) -> None:
     sup = supervisor_running(f"raise SystemExit({EXIT_WRITER_CONFIG})")
     sup.start()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not sup.gave_up:
-        sup.check()
-        time.sleep(0.05)
-    assert sup.gave_up
+    wait_for(lambda: checked(sup).gave_up, timeout=10, what="the supervisor to give up",
+             interval=0.05)
     for _ in range(20):
         sup.check()
-        time.sleep(0.02)
+        time.sleep(0.02)  # time, past the first backoff (0.1 s), for a restart that must not come
     assert sup.proc is None  # never started again
     err = capfd.readouterr().err
     assert err.count("configuration error") == 1
 
 
-def test_crashing_writer_is_restarted_with_growing_backoff(capfd) -> None:
+def test_crashing_writer_is_restarted_with_growing_backoff(
+        capfd: pytest.CaptureFixture[str]) -> None:
     sup = supervisor_running("raise SystemExit(1)")
     sup.start()
-    deadline = time.monotonic() + 4
-    while time.monotonic() < deadline:
+    err = ""
+
+    def restarted_four_times() -> bool:
+        nonlocal err
         sup.check()
-        time.sleep(0.02)
+        err += capfd.readouterr().err
+        return len(RESTART_DELAY.findall(err)) >= 4
+
+    wait_for(restarted_four_times, timeout=30, what=lambda: f"four restarts: {err!r}",
+             interval=0.02)
     sup.stop(1)
-    err = capfd.readouterr().err
-    delays = [float(d) for d in
-              __import__("re").findall(r"restarting it in ([\d.]+) s", err)]
-    assert len(delays) >= 3
-    assert delays[:4] == sorted(delays[:4]) and delays[1] > delays[0]
+    delays = [float(d) for d in RESTART_DELAY.findall(err)]
+    assert delays[:4] == sorted(delays[:4]) and delays[1] > delays[0], delays
 
 
-def test_writer_that_cannot_be_started_is_reported_and_retried(capfd) -> None:
+def test_writer_that_cannot_be_started_is_reported_and_retried(
+        capfd: pytest.CaptureFixture[str]) -> None:
     """E.g. --user names a user who cannot run this interpreter: the reader goes on."""
     sup = supervisor_running("")
     sup.command = ["/nonexistent/python3"]
@@ -61,11 +78,6 @@ def test_writer_that_cannot_be_started_is_reported_and_retried(capfd) -> None:
 
 
 def test_writer_stderr_prefixes_every_line_libraries_print() -> None:
-    import io
-    import os
-
-    from logpipe.messages import PrefixedStderr
-
     out = io.StringIO()
     err = PrefixedStderr(out)
     err.write(f"logpipe[{os.getpid()}]: ours\npsycopg2.errors.AdminShutdown: term")
