@@ -67,14 +67,18 @@ class Writer:
     def run(self, lifeline: int | None = None) -> int:
         """Load continuously until stopped, then drain what is closed and return.
 
-        Stops on SIGTERM/SIGINT, or when `lifeline` (the read end of a pipe whose
-        write end the reader holds) reaches EOF: the reader closed it at the end
-        of its input, or died. A pipe cannot be missed the way a signal sent
-        before the handler is installed can.
+        Stops when `lifeline` (the read end of a pipe whose write end the reader
+        holds) reaches EOF: the reader closed it at the end of its input, or died.
+        A pipe cannot be missed the way a signal sent before the handler is
+        installed can. Without a lifeline (replay, drain), on SIGTERM/SIGINT.
         """
         self._lifeline = lifeline
-        signal.signal(signal.SIGTERM, self.request_stop)
-        signal.signal(signal.SIGINT, self.request_stop)
+        # A writer with a lifeline stops when its reader says so, not on SIGTERM: prefork
+        # Apache's stop signals the whole process group, and a writer that stopped then
+        # would miss the lines its reader spools until end of file.
+        stop_signal = signal.SIG_IGN if lifeline is not None else self.request_stop
+        signal.signal(signal.SIGTERM, stop_signal)
+        signal.signal(signal.SIGINT, stop_signal)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         while True:
             self._sleep(0)  # notices a closed lifeline without waiting
