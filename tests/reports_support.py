@@ -28,7 +28,7 @@ from typing import Any
 
 import psycopg2
 import pytest
-from conftest import Database, logpipe_cmd, query
+from conftest import Database, fresh_database, logpipe_cmd, query
 
 DATA = Path(__file__).resolve().parent / "data"
 H1 = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -121,9 +121,7 @@ EXPECTED = {
 @pytest.fixture(scope="module", name="loaded")
 def loaded_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
     """One database with reports.log loaded through the real piped logger."""
-    db = Database()
-    try:
-        db.initdb()
+    with fresh_database() as db:
         spool = tmp_path_factory.mktemp("spool")
         with open(DATA / "reports.log", "rb") as log:
             proc = subprocess.run(
@@ -133,8 +131,6 @@ def loaded_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databas
             )
         assert proc.returncode == 0, proc.stderr.decode(errors="replace")
         yield db
-    finally:
-        db.drop()
 
 
 def utc(dsn: str) -> str:

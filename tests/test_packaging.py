@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
-from conftest import ROOT, Database, scalar
+from conftest import ROOT, fresh_database, scalar
 
 
 def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -35,11 +35,9 @@ def test_distribution_name_is_not_the_unrelated_logpipe_on_pypi() -> None:
 @pytest.mark.timeout(300)  # builds a wheel and installs its dependencies into a new venv
 def test_wheel_installs_into_a_fresh_venv_and_runs_outside_the_checkout(
         tmp_path: Path) -> None:
-    database = Database()  # no schema: the installed initdb must find its sql files
-    try:
+    # no schema: the installed initdb must find its sql files
+    with fresh_database(schema=False) as database:
         check_wheel(tmp_path, database.dsn)
-    finally:
-        database.drop()
 
 
 def check_wheel(tmp_path: Path, dsn: str) -> None:
