@@ -209,6 +209,30 @@ def test_kill_9_reader_then_next_logger_loads_everything(
     wait_for(lambda: spool.list_segments(tmp_path) == [], what="empty spool")
 
 
+def test_kill_9_of_the_reader_at_any_moment_loses_nothing(
+    database: Database, tmp_path: Path
+) -> None:
+    """Kill -9 the reader 15 times while lines pour in, a new one on the same pipe each
+    time, as Apache does. A reader that held bytes it had read but not yet written
+    lost them when killed at that moment (seen: 200-400 lines in a third of runs of
+    40 kills); taking them with splice, it holds none."""
+    read_end, write_end = os.pipe()
+    lines = [combined_line(i) for i in range(60_000)]
+    logger = start_logger(database.dsn, tmp_path, stdin=read_end)
+    for start in range(0, len(lines), 4_000):
+        for line in lines[start:start + 4_000]:
+            os.write(write_end, line)  # one write per line, as Apache writes them
+        logger.kill()  # while it is still taking the lines just written
+        logger.wait(timeout=COMMAND_TIMEOUT)
+        logger = start_logger(database.dsn, tmp_path, stdin=read_end)
+    os.close(read_end)
+    os.close(write_end)
+    logger.communicate(timeout=COMMAND_TIMEOUT)
+    assert logger.returncode == 0
+    wait_for(lambda: database.rows() >= len(lines), timeout=60, what="all rows")
+    assert_exactly_once(database, lines)
+
+
 def test_database_blocked_mid_stream_recovers_without_a_restart(
     database: Database, tmp_path: Path
 ) -> None:

@@ -76,3 +76,51 @@ def test_a_closed_segment_looks_closed_to_two_writers_probing_at_once(tmp_path: 
         assert spool.is_closed(path)
     finally:
         os.close(fd)
+
+
+def test_from_a_pipe_bytes_go_into_the_segment_without_passing_through_memory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader killed between reading bytes and writing them would lose them: from a
+    pipe, the kernel moves them into the segment in one step (no os.read at all)."""
+    read_end, write_end = os.pipe()
+    lines = b"".join(b"line %d\n" % i for i in range(1000))
+    os.write(write_end, lines)
+    os.close(write_end)
+    appender = SpoolAppender(tmp_path, spool.make_header("combined", None), 1 << 20)
+
+    def no_read(fd: int, size: int) -> bytes:
+        raise AssertionError("bytes from a pipe went through the reader's memory")
+
+    monkeypatch.setattr(os, "read", no_read)
+    assert appender.take_from(read_end, 1 << 20) == len(lines)
+    assert segments(tmp_path) == [lines]  # in the file as soon as take_from returns
+    monkeypatch.undo()
+    assert appender.take_from(read_end, 1 << 20) == 0  # end of file
+    appender.close()
+    os.close(read_end)
+    assert segments(tmp_path) == [lines]
+
+
+def test_take_from_rotates_at_a_line_end_and_falls_back_to_reading(tmp_path: Path) -> None:
+    """Spliced segments rotate only where a line ends; a partial line read into memory
+    before goes first; a regular file (no splice) is read and appended."""
+    appender = SpoolAppender(tmp_path, spool.make_header("combined", None), 20)
+    read_end, write_end = os.pipe()
+    for chunk in (b"first line is long", b"er than twenty\n", b"second\n"):
+        os.write(write_end, chunk)
+        appender.take_from(read_end, 1 << 16)
+    appender.append(b"part")  # the read path keeps a partial line in memory
+    os.write(write_end, b"ial third\n")
+    appender.take_from(read_end, 1 << 16)
+    os.close(write_end)
+    os.close(read_end)
+    log = tmp_path / "old.log"
+    log.write_bytes(b"fourth\n")
+    with open(log, "rb") as f:
+        assert appender.take_from(f.fileno(), 1 << 16) == 7
+        assert appender.take_from(f.fileno(), 1 << 16) == 0
+    appender.close()
+    parts = segments(tmp_path)
+    assert b"".join(parts) == b"first line is longer than twenty\nsecond\npartial third\nfourth\n"
+    assert all(p.endswith(b"\n") for p in parts)
+    assert parts[0] == b"first line is longer than twenty\n"

@@ -1,5 +1,12 @@
-"""Appending what the reader reads to the spool: whole lines into the current
-segment, a new segment every --segment-size, dropped and counted when there is no room."""
+"""Appending what the reader takes from Apache's pipe to the spool: into the current
+segment, a new segment every --segment-size (at a line's end), dropped and counted when
+there is no room.
+
+From a pipe, the kernel moves the bytes straight into the segment (splice): no byte
+that left Apache's pipe is ever only in the reader's memory, so a reader killed at
+any moment (kill -9, the OOM killer) loses nothing. Where that cannot be done (stdin
+not a pipe, Python without os.splice, no room), bytes are read and written; complete
+lines are written at once and a partial line waits in memory for its end."""
 
 from __future__ import annotations
 
@@ -7,6 +14,8 @@ import errno
 import fcntl
 import os
 import secrets
+import struct
+import termios
 import time
 from pathlib import Path
 
@@ -20,6 +29,18 @@ from logpipe.messages import say
 
 MAX_PENDING_TAIL = 1024 * 1024  # an unterminated line longer than this is written out as is
 _SPACE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+# Read and write: the last byte is read back before rotating. Not O_APPEND, which
+# splice refuses; this appender is the segment's only writer.
+_SEGMENT_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL
+
+
+def _bytes_waiting(fd: int) -> int:
+    """Bytes waiting in a pipe (FIONREAD); 0 at end of file or if it cannot tell."""
+    try:
+        buf = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return int(struct.unpack("i", buf)[0])
 
 
 class SpoolAppender:
@@ -43,11 +64,26 @@ class SpoolAppender:
         self._fd: int | None = None
         self._segment_size = 0
         self._tail = b""
-        self._mid_line = False
         self._usage = 0
+        self._can_splice = hasattr(os, "splice")
         self._usage_checked = 0.0
 
     # -- public ---------------------------------------------------------------
+
+    def take_from(self, fd: int, size: int) -> int:
+        """Move up to `size` bytes waiting on `fd` into the spool; 0 at end of file."""
+        if self._can_splice:
+            waiting = _bytes_waiting(fd)
+            if waiting and not self._over_limit(waiting):
+                try:
+                    return self._splice(fd, size)
+                except OSError as exc:
+                    if exc.errno not in _SPACE_ERRORS:
+                        self._can_splice = hasattr(os, "splice")  # not a pipe, or a file system without it
+                    # no room: read it below, where it is dropped and counted
+        data = os.read(fd, size)
+        self.append(data)
+        return len(data)
 
     def append(self, data: bytes) -> None:
         """Take bytes read from the pipe; write every complete line to the spool."""
@@ -60,7 +96,7 @@ class SpoolAppender:
         if len(self._tail) > MAX_PENDING_TAIL:
             # A huge unterminated line: keep memory bounded; it will be rejected as too long.
             tail, self._tail = self._tail, b""
-            self._write(tail, whole_lines=False)
+            self._write(tail)
 
     def close(self) -> None:
         """Write the final unterminated line, if any, and release the segment."""
@@ -76,27 +112,47 @@ class SpoolAppender:
 
     # -- internals ------------------------------------------------------------
 
-    def _write(self, chunk: bytes, whole_lines: bool = True) -> None:
+    def _splice(self, fd: int, size: int) -> int:
+        if self._tail:  # a partial line read before: it goes first
+            tail, self._tail = self._tail, b""
+            self._write(tail)
+        self._open_or_rotate()
+        assert self._fd is not None
+        moved = os.splice(fd, self._fd, size)
+        self._segment_size += moved
+        self._usage += moved
+        self._room_again()
+        return moved
+
+    def _open_or_rotate(self) -> None:
+        """A segment to write to; a new one once this one is full and ends with a whole
+        line (a line is never split between segments; one with no line yet is kept)."""
+        if (self._fd is not None and self._segment_size >= self.segment_bytes
+                and self._segment_size > len(self.header)
+                and os.pread(self._fd, 1, self._segment_size - 1) == b"\n"):
+            self._close_segment()
+        if self._fd is None:
+            self._open_segment()
+
+    def _room_again(self) -> None:
+        if self._dropping_since is not None:
+            lost = self.dropped_lines - self._dropping_since
+            say(f"spool has room again; {lost} lines were dropped while it was full")
+            self._dropping_since = None
+
+    def _write(self, chunk: bytes) -> None:
         if self._over_limit(len(chunk)):
             self._drop(chunk, "the spool is over --spool-max")
             return
         try:
-            rotate = self._segment_size >= self.segment_bytes and not self._mid_line
-            if self._fd is None or rotate:
-                self._close_segment()
-                self._open_segment()
-            assert self._fd is not None
+            self._open_or_rotate()
             self._write_all(chunk)
-            self._mid_line = not whole_lines  # never rotate inside a line
         except OSError as exc:
             reason = "the disk is full" if exc.errno in _SPACE_ERRORS else str(exc)
             self._drop(chunk, reason)
             return
         self._usage += len(chunk)
-        if self._dropping_since is not None:
-            lost = self.dropped_lines - self._dropping_since
-            say(f"spool has room again; {lost} lines were dropped while it was full")
-            self._dropping_since = None
+        self._room_again()
 
     def _write_all(self, chunk: bytes) -> None:
         assert self._fd is not None
@@ -111,6 +167,7 @@ class SpoolAppender:
             # Never leave half a chunk behind: a partial line would become a reject.
             try:
                 os.ftruncate(self._fd, start)
+                os.lseek(self._fd, start, os.SEEK_SET)
             except OSError:
                 pass
             self._segment_size = start
@@ -141,10 +198,10 @@ class SpoolAppender:
         name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(6)}{SEGMENT_SUFFIX}"
         tmp = self.directory / f".tmp-{name}"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+            fd = os.open(tmp, _SEGMENT_FLAGS, 0o600)
         except FileNotFoundError:
             ensure_spool_dir(self.directory)  # someone removed it; recreate and retry once
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+            fd = os.open(tmp, _SEGMENT_FLAGS, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             os.write(fd, self.header)

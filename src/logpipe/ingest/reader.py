@@ -9,7 +9,6 @@ while old children still write, so the reader goes on until EOF.
 from __future__ import annotations
 
 import fcntl
-import os
 import select
 import signal
 import time
@@ -69,11 +68,10 @@ def run_reader(
         while True:
             ready, _, _ = select.select([stdin_fd], [], [], 1.0)
             if ready:
-                data = os.read(stdin_fd, READ_SIZE)
-                if not data:
+                taken = appender.take_from(stdin_fd, READ_SIZE)
+                if not taken:
                     break
-                appender.append(data)
-                if gather and len(data) < GATHER_BELOW:
+                if gather and taken < GATHER_BELOW:
                     time.sleep(GATHER_SECONDS)
             supervisor.check()
     finally:
