@@ -20,8 +20,7 @@ def run(args: argparse.Namespace) -> int:
         from logpipe.ingest.writer import Writer
         from logpipe.parse import parser_marking_bots
 
-        args.dsn = None  # the reader passes the DSN in $LOGPIPE_DSN
-        dsn = dsn_of(args)
+        dsn = dsn_of(args)  # _writer has no --dsn: the reader passes it in $LOGPIPE_DSN
         writer = Writer(writer_settings(args, dsn), parser_marking_bots)
     except (ImportError, UsageError) as exc:
         say(f"writer: {exc}")
