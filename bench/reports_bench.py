@@ -36,9 +36,9 @@ sys.path.insert(0, str(ROOT / "src"))
 from logpipe.parse.columns import ACCESS_LOG_COLUMNS
 from logpipe.reports.catalog import REPORTS
 from logpipe.reports.filters import Filters, resolve_times
-from logpipe.reports.options import parse_time
 from logpipe.reports.queries.series import TRAFFIC, from_access_log
 from logpipe.reports.run import prepare_session, run_report
+from logpipe.reports.times import parse_time
 from logpipe.store import database as db
 from logpipe.store.copy import COPY_ROWS_SQL
 

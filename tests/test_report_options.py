@@ -13,7 +13,7 @@ from conftest import Database, logpipe_cmd
 from reports_support import EXPECTED, loaded_fixture, run_report  # noqa: F401 - the `loaded` fixture
 
 from logpipe import cli
-from logpipe.reports.options import parse_time
+from logpipe.reports.times import parse_time
 
 
 def test_every_option_has_help() -> None:

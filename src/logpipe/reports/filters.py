@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from logpipe.reports.options import TimeSpec
+    from logpipe.reports.times import TimeSpec
 
 # A row is a bot when classified as one, or when unclassified and without a User-Agent.
 BOT = "coalesce(a.is_bot, a.user_agent IS NULL)"
