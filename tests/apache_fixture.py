@@ -11,6 +11,14 @@ worker processes. Every request is logged twice:
 - `CustomLog <dir>/logs/ground_truth.log combined`, a plain file: the truth
   that access_log must equal line for line.
 
+httpd writes a request's logs one after the other, in the order of the CustomLog
+directives, and a restart kills prefork children wherever they are: a child killed
+after the ground-truth line and before its write to logpipe's pipe leaves a line
+that logpipe never received. So, with the default directives, a third log
+`<dir>/logs/handed_over.log` comes after the pipe: each of its lines was written
+into the pipe before it. handed_over <= access_log <= ground truth then holds
+whatever httpd kills, and without kills all three are equal.
+
 `graceful()`, `restart()` and `stop()` go through `apache2 -f CONF -k ...` as an
 operator (or logrotate) would. `close()` tears everything down, even after a
 failed test: it kills whatever process still names the private directory on
@@ -122,13 +130,18 @@ class ApacheServer:
         self.pid_file = self.base / "httpd.pid"
         self.error_log_path = self.logs / "error.log"
         self.ground_truth_path = self.logs / "ground_truth.log"
+        self.handed_over_path: Path | None = None
         self.port = free_port()
         self.logger_argv = [
             sys.executable, "-m", "logpipe", "--dsn", dsn, "--spool-dir", str(self.spool_dir),
             "--flush-interval", "0.2", *logger_args,
         ]  # fmt: skip
         if log_directives is None:
-            log_directives = f'CustomLog "|{argv_to_piped_command(self.logger_argv)}" combined'
+            self.handed_over_path = self.logs / "handed_over.log"
+            log_directives = (
+                f'CustomLog "|{argv_to_piped_command(self.logger_argv)}" combined\n'
+                f'CustomLog "{self.handed_over_path}" combined'
+            )
         self.log_directives = log_directives if isinstance(log_directives, str) else \
             log_directives(self)
         self.extra_config = extra_config if isinstance(extra_config, str) else extra_config(self)
@@ -346,6 +359,16 @@ CustomLog "{self.ground_truth_path}" combined
     def ground_truth(self) -> list[bytes]:
         """Lines of the plain-file log, without their newlines."""
         return self.ground_truth_path.read_bytes().splitlines()
+
+    def handed_over(self) -> list[bytes] | None:
+        """Lines httpd finished writing into logpipe's pipe (see the module's docstring),
+        or None when this server's directives do not track them."""
+        if self.handed_over_path is None:
+            return None
+        try:
+            return self.handed_over_path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return []
 
     def ground_truth_ids(self) -> set[int]:
         """The `id=N` of every request in the ground truth (LoadGenerator numbers them)."""

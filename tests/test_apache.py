@@ -43,6 +43,11 @@ REQUESTS_PER_STEP = 2_000
 # than the logger's 1 MiB pipe can hold, so httpd would block if the logger stopped reading.
 REQUESTS_DURING_OUTAGE = 15_000
 
+# A restart kills httpd's children mid-request: those that had logged to the ground
+# truth and not yet to the pipe (apache_fixture's docstring). At most one per child
+# serving the load generator's connections at that moment.
+MAX_KILLED_MID_LOG = 16
+
 MakeApache = Callable[..., ApacheServer]
 
 
@@ -70,7 +75,10 @@ def make_apache(database: Database) -> Iterator[MakeApache]:
 def assert_access_log_is_ground_truth(database: Database, apache: ApacheServer) -> None:
     lines = apache.ground_truth()
     assert lines, "the test sent no requests"
-    diff = compare_rows(query(database.dsn, ROW_SQL), lines)
+    handed_over = apache.handed_over()
+    if handed_over is not None:  # only requests in flight when httpd killed its children
+        assert len(lines) - len(handed_over) <= MAX_KILLED_MID_LOG, (len(lines), len(handed_over))
+    diff = compare_rows(query(database.dsn, ROW_SQL), lines, handed_over)
     assert not diff, f"{diff}\nspool: {spool.list_segments(apache.spool_dir)}\n" + tail(apache)
     assert database.rejects() == 0
 
