@@ -8,8 +8,11 @@ Apache section, Debian's apache2 and wrk. Prints one table; every database it
 creates is dropped at the end.
 
 Sections (see README "Performance"):
-  ingest   lines/s of `python -m logpipe < file` until every row is committed,
-           beside a COPY of the same rows already parsed (the limit),
+  ingest   lines/s of `python -m logpipe < file` until every row is committed and
+           the logger has exited, for two traffic shapes (a 5,000-page site; every
+           path unique, as a scanner walking random URLs), each beside one COPY of
+           the same rows already parsed into a bare table (no index, no trigger: the
+           limit), and how long the logger took to exit after its last commit;
            apache-log-parser + INSERT/commit per line (on a sample, scaled) and
            apache-log-parser + batched inserts
   cpu      user+sys µs per line of all logpipe processes, and of the PostgreSQL
@@ -49,6 +52,7 @@ from logpipe.parse import compile_format
 from logpipe.parse.columns import ACCESS_LOG_COLUMNS
 
 ADMIN_DSN = "dbname=postgres"
+SHAPE_LABELS = {"site": "5,000-page site", "unique": "every path unique"}
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 OFFSETS = ["+0000", "+0100", "-0500", "+0530", "-0330", "+0545", "+0900", "-0800", "+1245"]
 AGENTS = [
@@ -78,9 +82,10 @@ def page_of(rng: random.Random) -> str:
     return f"/blog/{int(5000 ** rng.random())}/post"
 
 
-def generate_lines(count: int, seed: int = 42) -> bytes:
+def generate_lines(count: int, seed: int = 42, shape: str = "site") -> bytes:
     """Unique combined lines (each second-stamped apart, from varied hosts): varied
-    offsets, referers and agents, over the pages of a 5,000-post site."""
+    offsets, referers and agents, over the pages of a 5,000-post site; or, for the
+    "unique" shape, every path a new one (a scanner walking random URLs, IDs in paths)."""
     rng = random.Random(seed)
     out = []
     base = datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp()
@@ -88,7 +93,7 @@ def generate_lines(count: int, seed: int = 42) -> bytes:
         t = time.gmtime(base + i * 0.5)
         stamp = (f"{t.tm_mday:02d}/{MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
                  f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} {rng.choice(OFFSETS)}")
-        path = page_of(rng)
+        path = page_of(rng) if shape == "site" else f"/item/{i}/{rng.randrange(10**9):x}"
         if rng.random() < 0.3:
             path += f"?utm_source=feed&id={rng.randrange(10**6)}"
         referer = rng.choice(["-", f"https://www.example.com/blog/{rng.randrange(5000)}/",
@@ -200,39 +205,78 @@ class BackendSampler(threading.Thread):
 # -- sections -------------------------------------------------------------------------
 
 
-def run_logger(db: ThrowawayDatabase, data_path: Path, spool: Path) -> dict[str, float]:
-    """Pipe the file through logpipe; return wall time and CPU of all its processes."""
+class RowWatcher(threading.Thread):
+    """Notes when access_log first holds `want` rows: the logger's last commit."""
+
+    def __init__(self, db: ThrowawayDatabase, want: int) -> None:
+        super().__init__(daemon=True)
+        self.db, self.want = db, want
+        self.committed_at: float | None = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        conn = psycopg2.connect(self.db.dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            while not self.done.is_set() and self.committed_at is None:
+                cur.execute("SELECT count(*) FROM access_log")
+                if cur.fetchone()[0] >= self.want:
+                    self.committed_at = time.monotonic()
+                time.sleep(0.02)
+        conn.close()
+
+
+def run_logger(db: ThrowawayDatabase, data_path: Path, spool: Path,
+               lines: int = 0) -> dict[str, float]:
+    """Pipe the file through logpipe; return wall time and CPU of all its processes,
+    and how long the logger took to exit after its last row was committed."""
     sampler = BackendSampler(db)
     sampler.start()
+    watcher = RowWatcher(db, lines)
+    if lines:
+        watcher.start()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     with open(data_path, "rb") as stdin:
         proc = subprocess.run(
             [sys.executable, "-m", "logpipe", "--dsn", db.dsn, "--spool-dir", str(spool),
              "--stop-timeout", "3600"], stdin=stdin, capture_output=True, check=False)
-    elapsed = time.monotonic() - started
+    exited = time.monotonic()
+    elapsed = exited - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     backend = sampler.total()
+    watcher.done.set()
+    if lines:
+        watcher.join()
     if proc.returncode != 0:
         raise SystemExit(f"logpipe failed: {proc.stderr.decode()}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"seconds": elapsed, "cpu": cpu, "backend_cpu": backend}
+    committed = watcher.committed_at or exited
+    return {"seconds": elapsed, "cpu": cpu, "backend_cpu": backend,
+            "exit_after_commit": max(0.0, exited - committed)}
 
 
 def copy_limit(db: ThrowawayDatabase, data: bytes) -> dict[str, float]:
+    """One COPY of the rows, already parsed, into a bare table shaped like access_log:
+    no index, no trigger, no partition. No loader can beat it."""
     parser = compile_format("combined", source="bench")
     copy_data = "".join(parser.parse(chunk).copy_data for chunk in chunks(data))
     conn = psycopg2.connect(db.dsn)
     with conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS bench_bare;"
+                    " CREATE TABLE bench_bare (LIKE access_log INCLUDING DEFAULTS)")
+        conn.commit()
         cur.execute("SELECT pg_backend_pid()")
         backend = cur.fetchone()[0]
         cpu_before = proc_cpu_seconds(backend)
         started = time.monotonic()
-        cur.copy_expert(f"COPY access_log ({', '.join(ACCESS_LOG_COLUMNS)}) FROM STDIN",
+        cur.copy_expert(f"COPY bench_bare ({', '.join(ACCESS_LOG_COLUMNS)}) FROM STDIN",
                         io.StringIO(copy_data))
         conn.commit()
         elapsed = time.monotonic() - started
         cpu = proc_cpu_seconds(backend) - cpu_before
+        cur.execute("DROP TABLE bench_bare")
+        conn.commit()
     conn.close()
     return {"seconds": elapsed, "backend_cpu": cpu}
 
@@ -430,7 +474,7 @@ def main() -> int:
                     help="lines for the INSERT-per-line approach, scaled (5,000)")
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
     ap.add_argument("--skip", action="append", default=[],
-                    choices=["ingest", "apache", "backlog", "latency"],
+                    choices=["ingest", "unique", "apache", "backlog", "latency"],
                     help="leave a section out (repeatable)")
     ap.add_argument("--apache-runs", type=int, default=3, help="alternated runs (3)")
     ap.add_argument("--apache-seconds", type=int, default=8, help="seconds per run (8)")
@@ -449,41 +493,56 @@ def main() -> int:
     db = ThrowawayDatabase()
     try:
         if "ingest" not in args.skip:
-            run = run_logger(db, data_path, work / "spool-ingest")
-            assert int(db.scalar("SELECT count(*) FROM access_log")) == args.lines  # type: ignore[arg-type]
-            db.truncate()
-            limit = copy_limit(db, data)
-            db.truncate()
+            shapes = {"site": (data, data_path)}
+            if "unique" not in args.skip:
+                unique = generate_lines(args.lines, shape="unique")
+                (work / "unique.log").write_bytes(unique)
+                shapes["unique"] = (unique, work / "unique.log")
+            results["ingest"] = {}
+            for shape, (shape_data, shape_path) in shapes.items():
+                run = run_logger(db, shape_path, work / f"spool-{shape}", lines=args.lines)
+                got = int(db.scalar("SELECT count(*) FROM access_log"))  # type: ignore[arg-type]
+                assert got == args.lines, (shape, got)
+                db.truncate()
+                limit = copy_limit(db, shape_data)
+                lps = args.lines / run["seconds"]
+                limit_lps = args.lines / limit["seconds"]
+                results["ingest"][shape] = {  # type: ignore[index]
+                    "logpipe_lines_per_s": lps, "copy_bare_lines_per_s": limit_lps,
+                    "ratio": lps / limit_lps, "exit_after_commit_s": run["exit_after_commit"],
+                    "logpipe_cpu_us_per_line": run["cpu"] / args.lines * 1e6,
+                    "backend_cpu_us_per_line": run["backend_cpu"] / args.lines * 1e6,
+                    "copy_bare_backend_cpu_us_per_line":
+                        limit["backend_cpu"] / args.lines * 1e6,
+                }
+                r = results["ingest"][shape]  # type: ignore[index]
+                label = SHAPE_LABELS[shape]
+                rows += [
+                    ("ingest", f"{label}: logpipe < file, until committed and exited",
+                     f"{lps:,.0f} lines/s  ({r['ratio']:.2f} of the bare COPY)"),
+                    ("ingest", f"{label}: one COPY of the parsed rows into a bare table",
+                     f"{limit_lps:,.0f} lines/s"),
+                    ("ingest", f"{label}: logger exit after its last commit",
+                     f"{run['exit_after_commit']:.2f} s"),
+                    ("cpu", f"{label}: all logpipe processes, user+sys",
+                     f"{r['logpipe_cpu_us_per_line']:.2f} µs/line"),
+                    ("cpu", f"{label}: PostgreSQL backend loading logpipe's rows",
+                     f"{r['backend_cpu_us_per_line']:.2f} µs/line"),
+                    ("cpu", f"{label}: PostgreSQL backend, bare COPY",
+                     f"{r['copy_bare_backend_cpu_us_per_line']:.2f} µs/line"),
+                ]
             per_line = alp_insert_per_line(db, lines[: args.sample]) / args.sample
             db.truncate()
             batched_n = min(len(lines), 50_000)
             batched = alp_batched(db, lines[:batched_n]) / batched_n
             db.truncate()
-            lps = args.lines / run["seconds"]
-            limit_lps = args.lines / limit["seconds"]
-            results["ingest"] = {
-                "logpipe_lines_per_s": lps, "copy_limit_lines_per_s": limit_lps,
-                "alp_insert_per_line_lines_per_s": 1 / per_line,
-                "alp_batched_lines_per_s": 1 / batched,
-                "logpipe_cpu_us_per_line": run["cpu"] / args.lines * 1e6,
-                "backend_cpu_us_per_line": run["backend_cpu"] / args.lines * 1e6,
-                "copy_limit_backend_cpu_us_per_line": limit["backend_cpu"] / args.lines * 1e6,
-            }
-            r = results["ingest"]
+            results["alternatives"] = {"alp_insert_per_line_lines_per_s": 1 / per_line,
+                                       "alp_batched_lines_per_s": 1 / batched}
             rows += [
-                ("ingest", "logpipe (python -m logpipe < file, until committed)",
-                 f"{lps:,.0f} lines/s  ({lps / limit_lps:.2f} of the COPY limit)"),
-                ("ingest", "limit: one COPY of the rows already parsed", f"{limit_lps:,.0f} lines/s"),
                 ("ingest", f"apache-log-parser + INSERT/commit per line ({args.sample:,} lines)",
                  f"{1 / per_line:,.0f} lines/s"),
                 ("ingest", f"apache-log-parser + batched INSERT ({batched_n:,} lines)",
                  f"{1 / batched:,.0f} lines/s"),
-                ("cpu", "all logpipe processes, user+sys",
-                 f"{r['logpipe_cpu_us_per_line']:.2f} µs/line"),
-                ("cpu", "PostgreSQL backend loading logpipe's rows",
-                 f"{r['backend_cpu_us_per_line']:.2f} µs/line"),
-                ("cpu", "PostgreSQL backend, COPY limit",
-                 f"{r['copy_limit_backend_cpu_us_per_line']:.2f} µs/line"),
             ]
         if "apache" not in args.skip:
             a = apache_impact(args.apache_runs, args.apache_seconds)
