@@ -1,7 +1,23 @@
--- Core tables. Every file in sql/ is idempotent: `logpipe initdb` runs them all,
--- in name order, in one transaction, so it creates a new schema or upgrades an
--- old one and can be re-run at any time.
+-- Core tables. Every file NNN_*.sql here is idempotent and non-destructive: `logpipe
+-- initdb` runs them all, in name order, in one transaction, after the upgrades
+-- (upgrade_NNN_*.sql) that the database has not had yet according to
+-- logpipe_schema_version. So it creates a new schema or completes an old one, can be
+-- re-run at any time, drops nothing an operator may have built on (views, grants), and
+-- takes no lock that would stop a logger when there is nothing to change: an index or
+-- trigger is created only when missing (CREATE INDEX IF NOT EXISTS alone would lock
+-- the table against writes even when the index exists).
 
+-- The schema versions this database has had; logpipe.store.database.SCHEMA_VERSION is
+-- the one this logpipe makes.
+CREATE TABLE IF NOT EXISTS logpipe_schema_version (
+    version         integer PRIMARY KEY,
+    applied_at      timestamptz,              -- NULL: unknown (version 1, found in place)
+    logpipe_version text,                     -- of the logpipe that applied it
+    how             text NOT NULL             -- created, upgraded from version N, ...
+);
+
+-- Partitioned by time (see 005_partitions.sql): old months go with a DROP of their
+-- partition (`logpipe prune`) instead of a DELETE of their rows.
 CREATE TABLE IF NOT EXISTS access_log (
     time        timestamptz NOT NULL,         -- %t: when the request was received
     vhost       text,                         -- %v (or %V when %v is absent)
@@ -24,10 +40,21 @@ CREATE TABLE IF NOT EXISTS access_log (
     extra       jsonb,                        -- every other directive of the LogFormat
     source      text,                         -- which server or logger wrote the row
     loaded_at   timestamptz NOT NULL DEFAULT now()
-);
+) PARTITION BY RANGE (time);
+
+-- Rows no partition covers, so that no time ever stops a COPY: absurd ones (a clock in
+-- 1970 or 2100), and old dates of a backfill until logpipe_prepare_partitions() moves
+-- them into partitions of their own.
+CREATE TABLE IF NOT EXISTS access_log_default PARTITION OF access_log DEFAULT;
 
 -- Rows arrive roughly in time order, so a BRIN index is tiny and cheap to keep.
-CREATE INDEX IF NOT EXISTS access_log_time_brin ON access_log USING brin (time);
+DO $$
+BEGIN
+    IF to_regclass('access_log_time_brin') IS NULL THEN
+        CREATE INDEX access_log_time_brin ON access_log USING brin (time);
+    END IF;
+END
+$$;
 
 CREATE TABLE IF NOT EXISTS access_log_rejects (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -36,6 +63,16 @@ CREATE TABLE IF NOT EXISTS access_log_rejects (
     reason      text NOT NULL,
     line        bytea NOT NULL                -- the raw line exactly as received, without its LF
 );
+
+-- `logpipe prune` deletes rejects by received_at; they arrive in that order.
+DO $$
+BEGIN
+    IF to_regclass('access_log_rejects_received_brin') IS NULL THEN
+        CREATE INDEX access_log_rejects_received_brin ON access_log_rejects
+            USING brin (received_at);
+    END IF;
+END
+$$;
 
 -- How far the writer has loaded each spool segment. Updated in the same
 -- transaction as the rows it covers: this is what makes loading exactly-once.

@@ -9,5 +9,11 @@
 -- The other reports read the rollups (pages, status, traffic) or scan by time with
 -- the BRIN index of 001_tables.sql.
 DROP INDEX IF EXISTS access_log_path_vhost_referer;  -- an earlier, costlier key
-CREATE INDEX IF NOT EXISTS access_log_path_referers
-    ON access_log (path) INCLUDE (vhost, referer) WHERE referer IS NOT NULL;
+DO $$
+BEGIN
+    IF to_regclass('access_log_path_referers') IS NULL THEN  -- see 001_tables.sql
+        CREATE INDEX access_log_path_referers
+            ON access_log (path) INCLUDE (vhost, referer) WHERE referer IS NOT NULL;
+    END IF;
+END
+$$;

@@ -345,8 +345,12 @@ DROP FUNCTION IF EXISTS logpipe_rollup_prune();
 -- (Re)build the rollups from access_log when they are new, were built by another
 -- definition, or their triggers were dropped or disabled (e.g. for a bulk load);
 -- otherwise leave them alone (cheap). The lock keeps writers out until the triggers
--- exist again, so no row is missed or counted twice.
+-- exist again, so no row is missed or counted twice. Days `logpipe prune` removed from
+-- access_log (before the latest logpipe_pruned.range_to, a UTC midnight) are counted
+-- only in the rollups: those are kept as they are, and the rest is rebuilt.
 DO $$
+DECLARE
+    kept_before timestamptz := (SELECT max(range_to) FROM logpipe_pruned);
 BEGIN
     IF obj_description('logpipe_rollup_daily'::regclass, 'pg_class')
            IS DISTINCT FROM 'logpipe rollup v4'
@@ -355,39 +359,71 @@ BEGIN
               AND tgname LIKE 'access_log_rollup_%') < 4
     THEN
         LOCK TABLE access_log IN SHARE ROW EXCLUSIVE MODE;
-        TRUNCATE logpipe_rollup_daily, logpipe_rollup_quarter, logpipe_pending_pages,
-                 logpipe_pending_quarters, logpipe_hot_paths, logpipe_path_referers,
-                 logpipe_pending_referers;
-        UPDATE logpipe_pages SET hits = 0, bot_hits = 0, bytes = 0, bot_bytes = 0
-         WHERE hits <> 0;
-        EXECUTE logpipe_pending_statement('SELECT a.*, 1 AS sign FROM access_log a');
+        IF kept_before IS NULL THEN
+            TRUNCATE logpipe_rollup_daily, logpipe_rollup_quarter, logpipe_pending_pages,
+                     logpipe_pending_quarters, logpipe_hot_paths, logpipe_path_referers,
+                     logpipe_pending_referers;
+            UPDATE logpipe_pages SET hits = 0, bot_hits = 0, bytes = 0, bot_bytes = 0
+             WHERE hits <> 0;
+            EXECUTE logpipe_pending_statement('SELECT a.*, 1 AS sign FROM access_log a');
+        ELSE
+            PERFORM logpipe_rollup_fold();
+            DELETE FROM logpipe_rollup_daily
+             WHERE day >= (kept_before AT TIME ZONE 'UTC')::date;
+            DELETE FROM logpipe_rollup_quarter WHERE quarter >= kept_before;
+            TRUNCATE logpipe_hot_paths, logpipe_path_referers, logpipe_pending_referers;
+            UPDATE logpipe_pages p
+               SET hits = coalesce(d.hits, 0), bot_hits = coalesce(d.bot_hits, 0),
+                   bytes = coalesce(d.bytes, 0), bot_bytes = coalesce(d.bot_bytes, 0)
+              FROM logpipe_pages q
+              LEFT JOIN (SELECT page_id, sum(hits) AS hits, sum(bot_hits) AS bot_hits,
+                                sum(bytes) AS bytes, sum(bot_bytes) AS bot_bytes
+                           FROM logpipe_rollup_daily GROUP BY page_id) d ON d.page_id = q.id
+             WHERE p.id = q.id;
+            EXECUTE logpipe_pending_statement(format(
+                'SELECT a.*, 1 AS sign FROM access_log a WHERE a.time >= %L', kept_before));
+        END IF;
         PERFORM logpipe_rollup_fold();
         COMMENT ON TABLE logpipe_rollup_daily IS 'logpipe rollup v4';
     END IF;
 END
 $$;
 
-DROP TRIGGER IF EXISTS access_log_rollup_insert ON access_log;
-CREATE TRIGGER access_log_rollup_insert AFTER INSERT ON access_log
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION logpipe_rollup_add();
-
-DROP TRIGGER IF EXISTS access_log_rollup_delete ON access_log;
-CREATE TRIGGER access_log_rollup_delete AFTER DELETE ON access_log
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION logpipe_rollup_subtract();
-
-DROP TRIGGER IF EXISTS access_log_rollup_update ON access_log;
-CREATE TRIGGER access_log_rollup_update AFTER UPDATE ON access_log
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION logpipe_rollup_update();
-
-DROP TRIGGER IF EXISTS access_log_rollup_truncate ON access_log;
-CREATE TRIGGER access_log_rollup_truncate AFTER TRUNCATE ON access_log
-    FOR EACH STATEMENT EXECUTE FUNCTION logpipe_rollup_truncate();
+-- Created when missing, enabled when disabled; left alone otherwise (DROP and CREATE
+-- TRIGGER would lock access_log against writers at every initdb).
+DO $$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN SELECT * FROM (VALUES
+        ('access_log_rollup_insert', 'AFTER INSERT ON access_log'
+         ' REFERENCING NEW TABLE AS new_rows'
+         ' FOR EACH STATEMENT EXECUTE FUNCTION logpipe_rollup_add()'),
+        ('access_log_rollup_delete', 'AFTER DELETE ON access_log'
+         ' REFERENCING OLD TABLE AS old_rows'
+         ' FOR EACH STATEMENT EXECUTE FUNCTION logpipe_rollup_subtract()'),
+        ('access_log_rollup_update', 'AFTER UPDATE ON access_log'
+         ' REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows'
+         ' FOR EACH STATEMENT EXECUTE FUNCTION logpipe_rollup_update()'),
+        ('access_log_rollup_truncate', 'AFTER TRUNCATE ON access_log'
+         ' FOR EACH STATEMENT EXECUTE FUNCTION logpipe_rollup_truncate()')
+    ) AS v (name, definition)
+    LOOP
+        IF NOT EXISTS (SELECT FROM pg_trigger
+                        WHERE tgrelid = 'access_log'::regclass AND tgname = t.name) THEN
+            EXECUTE format('CREATE TRIGGER %I %s', t.name, t.definition);
+        ELSIF EXISTS (SELECT FROM pg_trigger WHERE tgrelid = 'access_log'::regclass
+                         AND tgname = t.name AND tgenabled = 'D') THEN
+            EXECUTE format('ALTER TABLE access_log ENABLE TRIGGER %I', t.name);
+        END IF;
+    END LOOP;
+END
+$$;
 
 -- -- Views ----------------------------------------------------------------------------
--- Dropped and re-created so that a new definition may change their columns.
+-- CREATE OR REPLACE VIEW, never dropped: an operator's views on them and grants on them
+-- stay. A new definition may add columns at the end only; anything else is an
+-- upgrade_NNN_*.sql of its own.
 --
 -- report_referers and report_broken_links group first, then test the referer's host
 -- once per group in a LATERAL subquery: `OFFSET 0` keeps PostgreSQL from pushing the
@@ -396,16 +432,14 @@ CREATE TRIGGER access_log_rollup_truncate AFTER TRUNCATE ON access_log
 
 -- Requests per quarter of an hour, vhost, status and bot flag: the rollup plus what is
 -- pending (rows of one quarter may appear more than once: sum them).
-DROP VIEW IF EXISTS logpipe_quarters CASCADE;
-CREATE VIEW logpipe_quarters AS
+CREATE OR REPLACE VIEW logpipe_quarters AS
 SELECT quarter, vhost, status, bot, hits, bytes FROM logpipe_rollup_quarter
 UNION ALL
 SELECT quarter, vhost, status, bot, hits, bytes FROM logpipe_pending_quarters;
 
 -- External referers per page: referers whose host is not the site's own (see
 -- logpipe_same_site).
-DROP VIEW IF EXISTS report_referers;
-CREATE VIEW report_referers AS
+CREATE OR REPLACE VIEW report_referers AS
 SELECT g.vhost, g.path, g.referer, g.hits
   FROM (SELECT vhost, path, referer, count(*) AS hits
           FROM access_log
@@ -418,8 +452,7 @@ SELECT g.vhost, g.path, g.referer, g.hits
 
 -- Most requested pages (requests served: status below 400), from the totals and what
 -- is pending.
-DROP VIEW IF EXISTS report_pages;
-CREATE VIEW report_pages AS
+CREATE OR REPLACE VIEW report_pages AS
 SELECT nullif(c.vhost, '') AS vhost, nullif(c.path, '') AS path, sum(c.hits)::bigint AS hits,
        sum(c.hits - c.bot_hits)::bigint AS human_hits, sum(c.bot_hits)::bigint AS bot_hits,
        sum(c.bytes)::bigint AS bytes
@@ -431,8 +464,7 @@ HAVING sum(c.hits) > 0
  ORDER BY hits DESC, vhost, path;
 
 -- Requests per day and status code (days in the session's TimeZone), from the rollup.
-DROP VIEW IF EXISTS report_status_daily;
-CREATE VIEW report_status_daily AS
+CREATE OR REPLACE VIEW report_status_daily AS
 SELECT date_trunc('day', quarter)::date AS day, nullif(vhost, '') AS vhost,
        nullif(status, 0) AS status, sum(hits)::bigint AS hits
   FROM logpipe_quarters
@@ -442,8 +474,7 @@ HAVING sum(hits) > 0
 
 -- Broken links: 4xx answers to requests whose referer is a page of the same site,
 -- per referring page and broken path.
-DROP VIEW IF EXISTS report_broken_links;
-CREATE VIEW report_broken_links AS
+CREATE OR REPLACE VIEW report_broken_links AS
 SELECT g.vhost, g.referer, g.path, g.statuses, g.hits, g.last_seen
   FROM (SELECT vhost, referer, path,
                string_agg(DISTINCT status::text, ',' ORDER BY status::text) AS statuses,
@@ -457,8 +488,7 @@ SELECT g.vhost, g.referer, g.path, g.statuses, g.hits, g.last_seen
  ORDER BY g.hits DESC, g.vhost, g.referer, g.path;
 
 -- Remote hosts with the most error answers (4xx and 5xx).
-DROP VIEW IF EXISTS report_offenders;
-CREATE VIEW report_offenders AS
+CREATE OR REPLACE VIEW report_offenders AS
 SELECT remote_host,
        count(*) FILTER (WHERE status >= 400) AS errors,
        count(*) FILTER (WHERE status BETWEEN 400 AND 499) AS client_errors,
@@ -471,16 +501,14 @@ HAVING count(*) FILTER (WHERE status >= 400) > 0
  ORDER BY errors DESC, remote_host;
 
 -- User agents, with the classification stored at load time.
-DROP VIEW IF EXISTS report_agents;
-CREATE VIEW report_agents AS
+CREATE OR REPLACE VIEW report_agents AS
 SELECT user_agent, is_bot, count(*) AS hits, max(time) AS last_seen
   FROM access_log
  GROUP BY user_agent, is_bot
  ORDER BY hits DESC, user_agent, is_bot;
 
 -- Traffic per hour and per day (session TimeZone), per vhost, from the rollup.
-DROP VIEW IF EXISTS report_traffic_hourly;
-CREATE VIEW report_traffic_hourly AS
+CREATE OR REPLACE VIEW report_traffic_hourly AS
 SELECT date_trunc('hour', quarter) AS hour, nullif(vhost, '') AS vhost,
        sum(hits)::bigint AS hits,
        coalesce(sum(hits) FILTER (WHERE NOT bot), 0)::bigint AS human_hits,
@@ -491,8 +519,7 @@ SELECT date_trunc('hour', quarter) AS hour, nullif(vhost, '') AS vhost,
 HAVING sum(hits) > 0
  ORDER BY 1, 2;
 
-DROP VIEW IF EXISTS report_traffic_daily;
-CREATE VIEW report_traffic_daily AS
+CREATE OR REPLACE VIEW report_traffic_daily AS
 SELECT hour::date AS day, vhost, sum(hits)::bigint AS hits,
        sum(human_hits)::bigint AS human_hits, sum(bot_hits)::bigint AS bot_hits,
        sum(bytes)::bigint AS bytes

@@ -78,9 +78,9 @@ def check_prerequisites() -> None:
     assert os.geteuid() == 0, "the Apache tests start httpd as root, as production does"
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
@@ -118,6 +118,7 @@ class ApacheServer:
         extra_config: str | Callable[[ApacheServer], str] = "",
         combined_format: str = COMBINED,
         mpm: str = "event",
+        host: str = "127.0.0.1",  # any address of 127/8: Linux routes all of it to lo
     ) -> None:
         check_prerequisites()
         self.dsn = dsn
@@ -131,7 +132,8 @@ class ApacheServer:
         self.error_log_path = self.logs / "error.log"
         self.ground_truth_path = self.logs / "ground_truth.log"
         self.handed_over_path: Path | None = None
-        self.port = free_port()
+        self.host = host
+        self.port = free_port(host)
         self.logger_argv = [
             sys.executable, "-m", "logpipe", "--dsn", dsn, "--spool-dir", str(self.spool_dir),
             "--flush-interval", "0.2", *logger_args,
@@ -184,8 +186,8 @@ ServerRoot "{base}"
 DefaultRuntimeDir "{base}"
 PidFile "{self.pid_file}"
 Mutex file:{base} default
-ServerName 127.0.0.1
-Listen 127.0.0.1:{self.port}
+ServerName {self.host}
+Listen {self.host}:{self.port}
 {load_modules}
 # Compiled into Debian's apache2: core, so, http_core, log_config, logio, unixd.
 User {WORKER_USER}
@@ -239,7 +241,7 @@ CustomLog "{self.ground_truth_path}" combined
         if self.proc.poll() is not None:
             raise AssertionError(f"httpd exited with status {self.proc.returncode}")
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+            with socket.create_connection((self.host, self.port), timeout=0.5):
                 return self.pid_file.exists()
         except OSError:
             return False

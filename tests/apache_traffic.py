@@ -104,7 +104,9 @@ class Sample:
 class LoadGenerator:
     """Keep-alive GET requests from several threads, each with a unique ?id=N."""
 
-    def __init__(self, port: int, threads: int = 8, timeout: float = 10.0) -> None:
+    def __init__(self, port: int, threads: int = 8, timeout: float = 10.0,
+                 host: str = "127.0.0.1") -> None:
+        self.host = host
         self.port = port
         self.threads = threads
         self.timeout = timeout
@@ -136,12 +138,12 @@ class LoadGenerator:
             path = PATHS[i % len(PATHS)]
             headers = {"User-Agent": f"logpipe-loadgen/{n}"}
             if i % 3 == 0:
-                headers["Referer"] = f"http://127.0.0.1:{self.port}/index.html"
+                headers["Referer"] = f"http://{self.host}:{self.port}/index.html"
             started = time.monotonic()
             status: int | None = None
             try:
                 if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+                    conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
                 conn.request("GET", f"{path}?id={i}", headers=headers)
                 response = conn.getresponse()
                 response.read()
@@ -182,9 +184,9 @@ class LoadGenerator:
 
 
 @contextlib.contextmanager
-def load(port: int, threads: int = 8) -> Iterator[LoadGenerator]:
+def load(port: int, threads: int = 8, host: str = "127.0.0.1") -> Iterator[LoadGenerator]:
     """Run a LoadGenerator for the duration of the block."""
-    generator = LoadGenerator(port, threads)
+    generator = LoadGenerator(port, threads, host=host)
     generator.start()
     try:
         yield generator

@@ -3,4 +3,5 @@
 __version__ = "0.1.0"
 
 # Words that select a command; anything else runs the piped logger.
-SUBCOMMANDS = ("initdb", "load", "replay", "drain", "status", "report", "_writer")
+SUBCOMMANDS = ("initdb", "load", "replay", "drain", "status", "report", "prune",
+               "_writer")

@@ -19,6 +19,7 @@ from logpipe.options import (
     add_flush_interval,
     add_format,
     add_json,
+    add_max_line_bytes,
     add_source,
     add_spool_dir,
     parse_size,
@@ -35,7 +36,7 @@ loads them in batches with COPY.
 In Apache's configuration (a full path: Apache runs no shell and no PATH search):
   GlobalLog "|/usr/bin/python3 -m logpipe --dsn 'dbname=weblogs' --user www-data" combined
 
-Other commands: logpipe {initdb,load,replay,drain,status,report} --help
+Other commands: logpipe {initdb,load,replay,drain,status,report,prune} --help
 """
 
 PIPE_EPILOG = """\
@@ -97,6 +98,7 @@ def build_pipe_parser() -> argparse.ArgumentParser:
         help="start a new spool segment after this many bytes (default: 64M)",
     )
     add_flush_interval(p, "load pending lines at least this often, in seconds (default: %(default)s)")
+    add_max_line_bytes(p)
     p.add_argument(
         "--batch-lines",
         type=positive_int,
@@ -130,15 +132,24 @@ def build_subcommand_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    subcommand(
+    s = subcommand(
         sub, "initdb", add_dsn,
         help="create or upgrade the database schema",
-        description="Create or upgrade the tables and views logpipe uses, from the files in "
-        "sql/. Safe to run again at any time, e.g. after an upgrade.",
+        description="Create the tables and views logpipe uses, or upgrade older ones in "
+        "place (run it after every upgrade of logpipe). Safe to run again at any time: "
+        "what exists is kept, your own views and grants on logpipe's too, and a run with "
+        "nothing to change does not hold up running loggers.",
+    )
+    s.add_argument(
+        "--partition", choices=("month", "week", "day"),
+        help="how much time each partition of access_log holds: `logpipe prune` drops "
+        "whole partitions, so smaller ones free space sooner, but keep their number in "
+        "the hundreds (default: month, or what the database uses already; a change "
+        "applies to new partitions)",
     )
 
     s = subcommand(
-        sub, "load", add_dsn, add_format, add_source,
+        sub, "load", add_dsn, add_format, add_source, add_max_line_bytes,
         help="load access-log files (old or rotated, .gz too)",
         description="Load access-log files into access_log, each file in one transaction. "
         "A file whose content was loaded before is skipped (use --force to load it again). "
@@ -148,7 +159,7 @@ def build_subcommand_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="load files even if loaded before")
 
     subcommand(
-        sub, "replay", add_dsn, add_spool_dir,
+        sub, "replay", add_dsn, add_spool_dir, add_max_line_bytes,
         help="load what loggers left in the spool, then exit",
         description="Load every closed spool segment (left by a logger that stopped or "
         "died) and exit. Safe while loggers run: segments they still write are theirs. "
@@ -156,7 +167,7 @@ def build_subcommand_parser() -> argparse.ArgumentParser:
     )
 
     s = subcommand(
-        sub, "drain", add_dsn, add_spool_dir,
+        sub, "drain", add_dsn, add_spool_dir, add_max_line_bytes,
         help="a background daemon that keeps loading the spool (for hosts without systemd)",
         description="Keep loading the spool into the database, detached from the terminal "
         "(python-daemon). For hosts without systemd: start it from cron with @reboot. "
@@ -167,6 +178,23 @@ def build_subcommand_parser() -> argparse.ArgumentParser:
     s.add_argument("--pidfile", type=Path, help="default: SPOOL_DIR/drain.pid")
     s.add_argument("--logfile", type=Path, help="where messages go (default: SPOOL_DIR/drain.log)")
     add_flush_interval(s, "seconds between looks at the spool (default: %(default)s)")
+
+    s = subcommand(
+        sub, "prune", add_dsn,
+        help="drop rows older than a cutoff; daily report totals stay",
+        description="Free disk space: drop the partitions of access_log whose rows are "
+        "all older than AGE, rows older than that which no partition covered (times such "
+        "as 1970), and rejects received before then. Running loggers go on loading. The "
+        "totals behind `logpipe report traffic`, `status` and `pages` stay, so those "
+        "reports still show the pruned days. A partition goes once all of it is older "
+        "than AGE (see initdb --partition). For cron, daily: "
+        "logpipe prune --older-than 90d --dsn 'dbname=weblogs' >/dev/null. "
+        "Exit status: 0 done, 1 database unreachable or busy (run it again), 2 usage error.",
+    )
+    s.add_argument("--older-than", required=True, metavar="AGE",
+                   help="what to remove: older than this many days (90d) or weeks (12w)")
+    s.add_argument("--dry-run", action="store_true",
+                   help="say what would be removed, and remove nothing")
 
     subcommand(
         sub, "status", add_dsn, add_spool_dir, add_json,
@@ -191,4 +219,5 @@ def add_writer_child_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--flush-interval", type=float, default=config.DEFAULT_FLUSH_INTERVAL)
     s.add_argument("--batch-lines", type=int, default=config.DEFAULT_BATCH_LINES)
     s.add_argument("--lifeline", type=int, help="fd of the pipe whose EOF means stop")
+    s.add_argument("--max-line-bytes", type=int)
     s.set_defaults(func=command("writer_child"))

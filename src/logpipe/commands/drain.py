@@ -8,6 +8,7 @@ logger itself.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 from pathlib import Path
@@ -26,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
     if args.stop:
         return stop_drain_daemon(pidfile)
     logfile = args.logfile or spool_dir / "drain.log"
-    return run_drain_daemon(writer_settings(args, dsn_of(args)), parser_marking_bots, pidfile,
+    make_parser = functools.partial(parser_marking_bots, max_line_bytes=args.max_line_bytes)
+    return run_drain_daemon(writer_settings(args, dsn_of(args)), make_parser, pidfile,
                             logfile, args.foreground)
 
 

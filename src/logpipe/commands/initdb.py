@@ -1,4 +1,4 @@
-"""`logpipe initdb`: create or upgrade the schema."""
+"""`logpipe initdb`: create the schema, or upgrade an older one in place."""
 
 from __future__ import annotations
 
@@ -13,14 +13,27 @@ from logpipe.store import database as db
 
 def run(args: argparse.Namespace) -> int:
     dsn = dsn_of(args)
+    where = db.describe_dsn(dsn)
     try:
-        applied = db.initdb(dsn)
+        schema = db.initdb(dsn, args.partition)
     except psycopg2.OperationalError as exc:
-        say(f"cannot connect to {db.describe_dsn(dsn)}: {str(exc).strip()}")
+        if exc.pgcode:  # the server's answer (e.g. a lock timeout), not a lost connection
+            say(f"schema update failed, nothing was changed: {str(exc).strip()}")
+            return EXIT_FAILURE
+        say(f"cannot connect to {where}: {str(exc).strip()}")
         say("check --dsn and that PostgreSQL is running; create the database with createdb")
+        return EXIT_FAILURE
+    except db.NewerSchemaError as exc:
+        say(f"the schema in {where} is version {exc.version}, newer than this logpipe "
+            f"knows (version {exc.known}); nothing was changed. Upgrade logpipe")
         return EXIT_FAILURE
     except psycopg2.Error as exc:
         say(f"schema update failed, nothing was changed: {str(exc).strip()}")
         return EXIT_FAILURE
-    say(f"schema is up to date in {db.describe_dsn(dsn)} ({len(applied)} files applied)")
+    how = ("created" if schema.version_before == 0
+           else f"upgraded from version {schema.version_before}"
+           if schema.version_before < schema.version else "checked")
+    say(f"schema is up to date in {where}: version {schema.version} ({how}); access_log "
+        f"is partitioned by {schema.granularity}, {len(schema.partitions_made)} new "
+        "partitions")
     return EXIT_OK

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     check_format(args.format)
     dsn = dsn_of(args)
     source = args.source or config.default_source()
-    parser = parser_marking_bots(args.format, source)
+    parser = parser_marking_bots(args.format, source, args.max_line_bytes)
     return load_files(dsn, parser, source, args.files, force=args.force)
 
 
@@ -146,4 +146,17 @@ def _load_one(conn: Any, parser: Any, source: str | None, path: Path, force: boo
         say(f"{path}: the report rollups were not updated ({problem}); the next "
             "`logpipe report` or running logger updates them. If the schema is old, run "
             "`logpipe initdb`")
+    # old dates go to access_log's default partition first: give them partitions
+    problem = _prepare_partitions(conn)
+    if problem is not None:
+        say(f"{path}: access_log's partitions were not prepared ({problem}); rows of dates "
+            "without one wait in its default partition for a running logger or `logpipe "
+            "initdb` to prepare them. If the schema is old, run `logpipe initdb`")
     return True
+
+
+def _prepare_partitions(conn: Any) -> str | None:
+    try:
+        return db.prepare_partitions(conn)
+    except CONNECTION_ERRORS as exc:
+        return first_line(exc)

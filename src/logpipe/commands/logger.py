@@ -5,29 +5,26 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from pathlib import Path
 
 from logpipe import config
 from logpipe.commands.common import check_format, dsn_of
-from logpipe.ingest import privileges, spool
+from logpipe.ingest import privileges, spool, spool_guard
 from logpipe.ingest.reader import run_reader
 from logpipe.ingest.supervisor import WriterSupervisor
-from logpipe.messages import UsageError
+from logpipe.messages import PrefixedStderr
 from logpipe.options import spool_dir_of
 
 
 def run(args: argparse.Namespace) -> int:
+    if not isinstance(sys.stderr, PrefixedStderr):  # `logpipe` rather than `python -m logpipe`
+        sys.stderr = PrefixedStderr(sys.stderr)  # type: ignore[assignment]
     check_format(args.format)
     dsn = dsn_of(args)
     spool_dir = spool_dir_of(args)
     os.umask(0o077)
-    try:
-        spool.ensure_spool_dir(spool_dir)
-    except OSError as exc:
-        raise UsageError(
-            f"cannot use the spool directory {spool_dir}: {exc.strerror or exc}; "
-            "create it for the user logpipe runs as, or pass --spool-dir"
-        ) from None
-    privileges.drop_privileges(args.user, args.group, spool_dir)
+    prepare_spool(spool_dir, privileges.account_of(args.user, args.group))
     source = args.source or config.default_source()
     # The writer child takes the DSN from its environment, not its command line,
     # where any local user could read it (ps).
@@ -37,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
         "--flush-interval", str(args.flush_interval),
         "--batch-lines", str(args.batch_lines),
     ]  # fmt: skip
+    if args.max_line_bytes is not None:
+        writer_args += ["--max-line-bytes", str(args.max_line_bytes)]
     return run_reader(
         spool_dir=spool_dir,
         header=spool.make_header(args.format, source),
@@ -45,3 +44,22 @@ def run(args: argparse.Namespace) -> int:
         supervisor=WriterSupervisor(writer_args, env),
         stop_timeout=args.stop_timeout,
     )
+
+
+def prepare_spool(spool_dir: Path, account: privileges.Account | None) -> None:
+    """Create and check the spool directory, hand it to --user and become that user,
+    then check it again as that user: what is unusable is a UsageError before a line
+    is read, not a traceback after."""
+    runs_as = os.geteuid() if account is None else account.uid
+    spool_fd = spool_guard.open_spool_dir(spool_dir, runs_as)
+    try:
+        if account is not None and os.geteuid() == 0:
+            privileges.hand_over(spool_fd, account)
+    except OSError as exc:
+        raise spool_guard.unusable(
+            spool_dir, f"cannot give it to {account.name}: {exc.strerror or exc}") from None
+    finally:
+        os.close(spool_fd)
+    if account is not None:
+        privileges.become(account)
+    spool_guard.check_usable(spool_dir, runs_as)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from typing import Any, Callable
 
 from logpipe.commands.common import dsn_of, writer_settings
@@ -37,4 +38,5 @@ def replay(settings: WriterSettings, make_parser: Callable[[str, str | None], An
 
 
 def run(args: argparse.Namespace) -> int:
-    return replay(writer_settings(args, dsn_of(args)), parser_marking_bots)
+    make_parser = functools.partial(parser_marking_bots, max_line_bytes=args.max_line_bytes)
+    return replay(writer_settings(args, dsn_of(args)), make_parser)

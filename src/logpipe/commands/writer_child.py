@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -21,7 +22,8 @@ def run(args: argparse.Namespace) -> int:
         from logpipe.parse import parser_marking_bots
 
         dsn = dsn_of(args)  # _writer has no --dsn: the reader passes it in $LOGPIPE_DSN
-        writer = Writer(writer_settings(args, dsn), parser_marking_bots)
+        make_parser = functools.partial(parser_marking_bots, max_line_bytes=args.max_line_bytes)
+        writer = Writer(writer_settings(args, dsn), make_parser)
     except (ImportError, UsageError) as exc:
         say(f"writer: {exc}")
         return EXIT_WRITER_CONFIG

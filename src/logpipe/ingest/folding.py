@@ -1,6 +1,7 @@
 """When the writer folds the report rollups: once the spool is caught up, or every
 FOLD_INTERVAL under sustained load. Folding many batches at once costs PostgreSQL
-far less than folding each."""
+far less than folding each. Also when it makes sure access_log has partitions ahead:
+at its first pass, then every PARTITIONS_INTERVAL."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from logpipe.messages import say
 from logpipe.store import database as db
 
 FOLD_INTERVAL = 10.0  # seconds: how long report rollups may lag under sustained load
+PARTITIONS_INTERVAL = 3600.0  # seconds between checks of access_log's partitions
 
 
 class FoldPolicy:
@@ -19,6 +21,8 @@ class FoldPolicy:
         self.unfolded = False  # rows committed since the rollups were last folded
         self.folded_at = clock()
         self._problem: str | None = None
+        self.partitions_at: float | None = None  # None: check at the first pass
+        self._partitions_problem: str | None = None
 
     def rows_committed(self) -> None:
         self.unfolded = True
@@ -26,6 +30,7 @@ class FoldPolicy:
     def maybe_fold(self, conn: Any, caught_up: bool) -> None:
         """Fold if due. A failed fold never stops loading: it is said once, and the
         `report_*` views stay exact from the pending tables meanwhile."""
+        self._maybe_prepare_partitions(conn)
         now = self.clock()
         if not self.unfolded or not (caught_up or now - self.folded_at >= FOLD_INTERVAL):
             return
@@ -35,3 +40,17 @@ class FoldPolicy:
             say(f"cannot update the report rollups ({problem}); rows still load. "
                 "Run `logpipe initdb` to upgrade the schema")
         self._problem = problem
+
+    def _maybe_prepare_partitions(self, conn: Any) -> None:
+        """Partitions ahead, and for old dates loaded into the default partition
+        (sql/005_partitions.sql). Rows load whatever happens here: said once."""
+        now = self.clock()
+        if self.partitions_at is not None and now - self.partitions_at < PARTITIONS_INTERVAL:
+            return
+        self.partitions_at = now
+        problem = db.prepare_partitions(conn)
+        if problem is not None and problem != self._partitions_problem:
+            say(f"cannot create partitions of access_log ({problem}); rows still load, "
+                "into its default partition. Run `logpipe initdb` to upgrade the schema, "
+                "or grant the writer's role EXECUTE on logpipe_prepare_partitions()")
+        self._partitions_problem = problem

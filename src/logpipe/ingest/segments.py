@@ -1,5 +1,5 @@
-"""Reading spool segments for the writer: how each is parsed (from its header), and
-runs of whole lines from a byte offset."""
+"""Reading spool segments for the writer: which entries are segments, how each is
+parsed (from its header), and runs of whole lines from a byte offset."""
 
 from __future__ import annotations
 
@@ -29,6 +29,18 @@ class SegmentCatalog:
         self._parsers: dict[tuple[str, str | None], Any] = {}
         self._segments: dict[str, SegmentMeta] = {}
         self._unreadable: set[str] = set()
+        self._refused: set[str] = set()
+
+    def segment_names(self, directory: Path) -> list[str]:
+        """The segments to load, oldest first. An entry named like a segment that is
+        not one (a link, a FIFO, another user's file) is skipped, and said once."""
+        names, refused = spool.scan_segments(directory)
+        for name, problem in refused.items():
+            if name not in self._refused:
+                say(f"ignoring {spool.shown(directory / name)} in the spool: {problem}; logpipe "
+                    "loads only the segment files it wrote itself. Remove it")
+        self._refused = set(refused)  # said again only if it goes and comes back
+        return names
 
     def meta(self, name: str, path: Path, closed: bool) -> SegmentMeta | None:
         """None for a live segment whose header is not written yet, or one in a format
@@ -52,7 +64,7 @@ class SegmentCatalog:
             except ValueError as exc:  # FormatError: a segment this version cannot read
                 if name not in self._unreadable:
                     self._unreadable.add(name)
-                    say(f"skipping spool segment {path}: {exc}; it is kept as it is")
+                    say(f"skipping spool segment {spool.shown(path)}: {exc}; it is kept as it is")
                 return None
         meta = SegmentMeta(self._parsers[key], source, header_len)
         self._segments[name] = meta
@@ -70,7 +82,7 @@ def read_chunk(path: Path, offset: int, closed: bool, max_lines: int,
     so even a megabyte line becomes exactly one reject.
     """
     try:
-        with open(path, "rb") as f:
+        with open(spool.open_segment(path), "rb") as f:
             f.seek(offset)
             data = f.read(max_bytes)
             while b"\n" not in data and len(data) < MAX_LINE_READ:
@@ -79,7 +91,7 @@ def read_chunk(path: Path, offset: int, closed: bool, max_lines: int,
                     break
                 data += more
             at_eof = not f.read(1)
-    except FileNotFoundError:
+    except OSError:  # gone (loaded by another writer), or swapped for something else
         return b"", False
     cut = nth_line_end(data, max_lines)
     if cut is not None:

@@ -1,5 +1,6 @@
-"""Filters of a report (--path, --vhost, times, --humans/--bots, --limit, --by): their
-absolute time bounds, and the WHERE conditions and LIMIT clause every query shares."""
+"""Filters of a report (--path, --vhost, --source, times, --humans/--bots, --limit, --by,
+--by-source): their absolute time bounds, and the WHERE conditions and LIMIT clause every
+query shares."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ if TYPE_CHECKING:
 
 # A row is a bot when classified as one, or when unclassified and without a User-Agent.
 BOT = "coalesce(a.is_bot, a.user_agent IS NULL)"
+# Filters.pruned_before: the end of what `logpipe prune` removed (sql/005_partitions.sql)
+PRUNED_BEFORE_SQL = "SELECT max(range_to) FROM logpipe_pruned"
 
 
 @dataclass
@@ -23,6 +26,21 @@ class Filters:
     bots: bool | None = None  # True: only bots, False: only humans, None: all
     limit: int | None = None  # None or 0: no limit
     by: str = "day"
+    sources: tuple[str, ...] = ()  # only rows of these sources (servers); () for all
+    by_source: bool = False  # status and traffic: one row per source too
+    # `logpipe prune` removed access_log's rows before this (PRUNED_BEFORE_SQL): only the
+    # rollups count them, by quarter of an hour and by UTC day
+    pruned_before: dt.datetime | None = None
+
+    def pruned(self, moment: dt.datetime) -> bool:
+        """access_log no longer holds the rows of `moment`: a bound there is counted to
+        the start of its quarter (status, traffic) or UTC day (pages), from the rollups."""
+        return self.pruned_before is not None and moment < self.pruned_before
+
+    @property
+    def per_source(self) -> bool:
+        """The report needs access_log.source, which the rollups do not keep."""
+        return bool(self.sources) or self.by_source
 
 
 def resolve_times(cur: Any, since: TimeSpec | None,
@@ -69,6 +87,9 @@ def conditions(f: Filters, params: dict[str, Any], time: bool = True) -> list[st
     if time and f.until is not None:
         where.append("a.time < %(until)s")
         params["until"] = f.until
+    if f.sources:
+        where.append("a.source = ANY (%(sources)s)")
+        params["sources"] = list(f.sources)
     if f.bots is True:
         where.append(BOT)
     elif f.bots is False:

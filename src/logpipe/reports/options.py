@@ -18,6 +18,11 @@ The same reports, unfiltered, are views for psql: report_referers, report_pages,
 report_status_daily, report_broken_links, report_offenders, report_agents,
 report_traffic_hourly and report_traffic_daily.
 
+Several servers can log into one database, each logger naming its own with
+--source: --source here keeps one server's rows (or a few), and --by-source splits
+status and traffic per server. Both read access_log itself, whose rollups keep no
+source: on a large table, bound the time with --since.
+
 A row counts as a bot when the logger classified its User-Agent as a bot, crawler,
 tool or monitor, or when it had no User-Agent. Days and hours are in the database
 session's time zone (set PGTZ, e.g. PGTZ=Europe/Paris, to choose another).
@@ -29,9 +34,11 @@ examples:
   logpipe report referers --path /blog/post-1 --limit 50
   logpipe report broken-links --vhost www.example.com --format csv > broken.csv
   logpipe report traffic --by hour --since 2024-10-01 --until 2024-10-07 --format json
+  logpipe report traffic --since 7d --by-source
+  logpipe report pages --since 1d --source web1 --source web2
 
-exit status: 0 report printed, 1 unknown report or database problem (unreachable,
-schema missing: run `logpipe initdb`), 2 bad option.
+exit status: 0 report printed, 1 database problem (unreachable, schema missing: run
+`logpipe initdb`), 2 bad option or unknown report.
 """
 
 
@@ -53,6 +60,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("name", metavar="NAME", help="the report: " + ", ".join(REPORTS))
     p.add_argument("--path", help="only requests for this path (URI before '?'), e.g. /about")
     p.add_argument("--vhost", help="only requests to this virtual host (%%v), e.g. example.com")
+    p.add_argument(
+        "--source", action="append", metavar="NAME",
+        help="only requests logged with source NAME (the logger's --source, by default "
+        "its host name); repeat it for several servers: --source web1 --source web2",
+    )
     p.add_argument(
         "--since", type=parse_time, metavar="TIME",
         help="only requests at or after TIME: relative (30d, 12h, 15m, 90s, 2w: that long "
@@ -76,6 +88,9 @@ def add_parser(subparsers: Any) -> None:
                      "requests without a User-Agent")
     p.add_argument("--by", choices=("day", "hour"), default="day",
                    help="status and traffic: one row per day (default) or per hour")
+    p.add_argument("--by-source", action="store_true",
+                   help="status and traffic: one row per source (server) too, in a "
+                   "source column after the day or hour")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
                    help="table (default; fits the terminal), csv (with a header row) or "
                    "json (a list of objects)")

@@ -10,9 +10,9 @@ import sys
 from typing import Any, Callable
 
 from logpipe import config
-from logpipe.messages import say
-from logpipe.reports.catalog import REPORTS
-from logpipe.reports.filters import Filters, resolve_times
+from logpipe.messages import UsageError, say
+from logpipe.reports.catalog import REPORTS, SPLIT_BY_SOURCE
+from logpipe.reports.filters import PRUNED_BEFORE_SQL, Filters, resolve_times
 from logpipe.reports.output import format_json, format_table, write_csv
 from logpipe.reports.queries.clients import query_agents, query_offenders
 from logpipe.reports.queries.pages import ROLLUP_RANGE_SQL, RollupRange, query_pages
@@ -36,6 +36,18 @@ def prepare_session(cur: Any) -> None:
     cur.execute("SET work_mem = '64MB'")
 
 
+def pruned_before(cur: Any) -> Any:
+    """Filters.pruned_before, or None where logpipe_pruned cannot be read (a schema from
+    before `logpipe prune`, a role not granted it): then nothing is known pruned."""
+    import psycopg2.errors
+
+    try:
+        cur.execute(PRUNED_BEFORE_SQL)  # autocommit: a refusal spoils no transaction
+    except (psycopg2.errors.UndefinedTable, psycopg2.errors.InsufficientPrivilege):
+        return None
+    return cur.fetchone()[0]
+
+
 def rollup_range(cur: Any) -> RollupRange:
     cur.execute(ROLLUP_RANGE_SQL)
     first, last = cur.fetchone()
@@ -54,12 +66,17 @@ def run_report(cur: Any, name: str, filters: Filters) -> tuple[list[str], list[t
 
 def run(args: argparse.Namespace) -> int:
     if args.name not in REPORTS:
-        say(f"unknown report {args.name!r}; the reports are: {', '.join(REPORTS)}")
-        return 1
+        raise UsageError(f"unknown report {args.name!r}; the reports are: "
+                         f"{', '.join(REPORTS)}")
+    if args.by_source and args.name not in SPLIT_BY_SOURCE:
+        raise UsageError(f"--by-source splits {' and '.join(SPLIT_BY_SOURCE)}, not "
+                         f"{args.name}; use --source NAME to keep one server's rows")
     dsn = config.resolve_dsn(args.dsn)
     limit = REPORTS[args.name].default_limit if args.limit is None else args.limit
     filters = Filters(path=args.path, vhost=args.vhost, limit=limit, by=args.by,
-                      bots=True if args.bots else False if args.humans else None)
+                      bots=True if args.bots else False if args.humans else None,
+                      sources=tuple(dict.fromkeys(args.source or ())),
+                      by_source=args.by_source)
     conn = _connect(dsn)
     if conn is None:
         return 1
@@ -106,6 +123,7 @@ def _fetch(conn: Any, dsn: str, args: argparse.Namespace,
         with conn.cursor() as cur:
             prepare_session(cur)
             filters.since, filters.until = resolve_times(cur, args.since, args.until)
+            filters.pruned_before = pruned_before(cur)
             return run_report(cur, args.name, filters)
     except (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedFunction) as exc:
         say(f"the reports are not installed in {db.describe_dsn(dsn)} "

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
 
+from logpipe import __version__
 from logpipe.messages import first_line
 
 _PACKAGED_SQL = Path(__file__).resolve().parents[1] / "sql"
@@ -22,11 +26,37 @@ def sql_dir() -> Path:
     raise FileNotFoundError("logpipe's sql/ directory is missing from this installation")
 
 
+# What every connection gets unless its DSN says otherwise. A database host that
+# dies, or a NAT that forgets the connection, sends nothing back: without these, a
+# query waits out TCP's retransmissions (about 15 minutes) and an idle connection
+# waits forever. Reconnecting costs one batch, loaded again from the spool, so a
+# link silent for 10 s is treated as dead. (README: Timeouts.)
+LINK_DEFAULTS = {
+    "connect_timeout": "5",  # seconds, per host address: then the next host of host=a,b
+    "keepalives": "1",
+    "keepalives_idle": "5",  # seconds idle before probing; also keeps NAT state alive
+    "keepalives_interval": "5",
+    "keepalives_count": "3",  # where there is no tcp_user_timeout (not Linux)
+    "tcp_user_timeout": "10000",  # ms without an acknowledgement: the link is dead
+}
+# Defaults libpq takes from the environment when the DSN does not name them.
+_ENVIRONMENT = {"connect_timeout": "PGCONNECT_TIMEOUT", "application_name": "PGAPPNAME"}
+
+
+def connection_params(dsn: str, application_name: str = "logpipe") -> dict[str, str]:
+    """The DSN's parameters (key=value, or a postgresql:// URI; "" for libpq's
+    environment) over logpipe's defaults: the DSN's own values win, and so does a
+    PG* variable for a default libpq would read from it."""
+    defaults = {**LINK_DEFAULTS, "application_name": application_name}
+    chosen = {k: v for k, v in defaults.items() if not os.environ.get(_ENVIRONMENT.get(k, ""))}
+    return {**chosen, **psycopg2.extensions.parse_dsn(dsn)}
+
+
 def connect(dsn: str, application_name: str = "logpipe") -> psycopg2.extensions.connection:
-    """Connect with a short timeout so an unreachable server is noticed quickly."""
-    return psycopg2.connect(
-        dsn, connect_timeout=5, application_name=application_name
-    )
+    """Connect with connection_params(): an unreachable or silent server is noticed in
+    seconds, and libpq tries the next host of a multi-host DSN."""
+    params = connection_params(dsn, application_name)
+    return psycopg2.connect(psycopg2.extensions.make_dsn(**params))
 
 
 def describe_dsn(dsn: str) -> str:
@@ -41,21 +71,133 @@ def describe_dsn(dsn: str) -> str:
     return " ".join(f"{k}={v}" for k, v in parts.items())
 
 
-def initdb(dsn: str) -> list[str]:
-    """Create or upgrade the schema from every file in sql/, in one transaction.
+# Schema versions: the files in sql/ make the version of the last upgrade_NNN_*.sql. A
+# database of an older one gets the upgrades it lacks first, each once, in order, and
+# logpipe_schema_version records them. Version 1 is the schema from before that table.
+_SCHEMA_FILE = re.compile(r"\d+_\w+\.sql")
+_UPGRADE_FILE = re.compile(r"upgrade_(\d+)_\w+\.sql")
 
-    Every file is idempotent, so this is safe to re-run; returns the files applied.
+
+class NewerSchemaError(Exception):
+    """The database's schema is of a version this logpipe does not know."""
+
+    def __init__(self, version: int, known: int) -> None:
+        super().__init__(f"schema version {version}, newer than {known}")
+        self.version = version
+        self.known = known
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What `initdb` found and left."""
+
+    version_before: int  # 0: no schema yet; 1: one from before versions were recorded
+    version: int
+    granularity: str  # of new partitions of access_log
+    partitions_made: list[str]
+
+
+def schema_files(directory: Path) -> list[Path]:
+    """The files every `initdb` runs, in name order: idempotent, non-destructive."""
+    return sorted(p for p in directory.glob("*.sql") if _SCHEMA_FILE.fullmatch(p.name))
+
+
+def upgrade_files(directory: Path) -> list[tuple[int, Path]]:
+    """(version, file) of each upgrade, in version order: run once, before the others."""
+    found = ((_UPGRADE_FILE.fullmatch(p.name), p) for p in directory.glob("*.sql"))
+    return sorted((int(m.group(1)), p) for m, p in found if m)
+
+
+def schema_target(directory: Path) -> int:
+    """The version the files in `directory` make."""
+    return max([1, *(version for version, _ in upgrade_files(directory))])
+
+
+def initdb(dsn: str, granularity: str | None = None) -> Schema:
+    """Create the schema, or bring an older one up to date, in one transaction.
+
+    Safe to re-run: what exists is left as it is, so operators' views and grants stay,
+    and a re-run with nothing to do takes no lock that stops loaders. `granularity`
+    (None: keep the database's, month for a new one) cuts access_log's new partitions.
     """
-    files = sorted(sql_dir().glob("*.sql"))
+    directory = sql_dir()
+    target = schema_target(directory)
     conn = connect(dsn, "logpipe initdb")
     try:
         with conn, conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (INITDB_LOCK,))
-            for path in files:
+            before = schema_version(cur)
+            if before > target:
+                raise NewerSchemaError(before, target)
+            for version, path in upgrade_files(directory):
+                if 0 < before < version:
+                    cur.execute(path.read_text(encoding="utf-8"))
+            for path in schema_files(directory):
                 cur.execute(path.read_text(encoding="utf-8"))
+            _record_versions(cur, before, target)
+            if granularity is not None:
+                cur.execute("UPDATE logpipe_partitioning SET granularity = %s", (granularity,))
+            cur.execute("SELECT partition FROM logpipe_prepare_partitions()")
+            made = [row[0] for row in cur.fetchall()]
+            cur.execute("SELECT granularity FROM logpipe_partitioning")
+            (unit,) = cur.fetchone()
     finally:
         conn.close()
-    return [p.name for p in files]
+    return Schema(before, target, unit, made)
+
+
+def schema_version(cur: psycopg2.extensions.cursor) -> int:
+    """The database's schema version: 0 for none, 1 for one from before the ledger."""
+    cur.execute("SELECT to_regclass('logpipe_schema_version') IS NOT NULL,"
+                " to_regclass('access_log') IS NOT NULL")
+    ledger, tables = cur.fetchone()
+    if ledger:
+        cur.execute("SELECT max(version) FROM logpipe_schema_version")
+        (recorded,) = cur.fetchone()
+        if recorded is not None:
+            return int(recorded)
+    return 1 if tables else 0
+
+
+def _record_versions(cur: psycopg2.extensions.cursor, before: int, target: int) -> None:
+    if before == target:
+        return
+    rows: list[tuple[int, str | None, str]] = []
+    if before == 0:
+        rows.append((target, __version__, "created"))
+    else:
+        if before == 1:  # when and by which logpipe: unknown
+            rows.append((1, None, "found in place, made before versions were recorded"))
+        rows += [(v, __version__, f"upgraded from version {before}")
+                 for v in range(before + 1, target + 1)]
+    for version, made_by, how in rows:
+        cur.execute(
+            "INSERT INTO logpipe_schema_version (version, applied_at, logpipe_version, how)"
+            " VALUES (%s, CASE WHEN %s THEN now() END, %s, %s) ON CONFLICT (version) DO NOTHING",
+            (version, made_by is not None, made_by, how),
+        )
+
+
+def prepare_partitions(conn: psycopg2.extensions.connection) -> str | None:
+    """Create access_log's partitions ahead, and give old dates that landed in its
+    default partition (a backfill) partitions of their own (sql/005_partitions.sql), in
+    a transaction of its own. Returns None, or why it could not (e.g. a schema from
+    before partitions: `logpipe initdb` upgrades it; or no EXECUTE on the function).
+    A lost connection is raised, as by fold_rollups(); a statement the server cancelled
+    (statement_timeout) is a problem like any other: rows load meanwhile."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM logpipe_prepare_partitions()")
+        conn.commit()
+    except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+        if conn.closed or not getattr(exc, "pgcode", None):
+            raise
+        conn.rollback()
+        return first_line(exc)
+    except psycopg2.Error as exc:
+        conn.rollback()
+        return first_line(exc)
+    return None
 
 
 def fold_rollups(conn: psycopg2.extensions.connection) -> str | None:

@@ -1,5 +1,6 @@
 """SQL of the `pages` report: whole UTC days from the daily rollup, or the all-time
-totals minus the days outside the window, corrected from access_log for partial days."""
+totals minus the days outside the window, corrected from access_log for partial days;
+from access_log alone for --source (the rollups have no sources)."""
 
 from __future__ import annotations
 
@@ -31,18 +32,19 @@ def _utc_midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), dt.timezone.utc)
 
 
-def _split(moment: dt.datetime) -> tuple[dt.date, tuple[dt.datetime, dt.datetime] | None, int]:
+def _split(moment: dt.datetime, pruned: bool = False
+           ) -> tuple[dt.date, tuple[dt.datetime, dt.datetime] | None, int]:
     """A window bound as whole UTC days plus a correction from access_log.
 
     Rows before `moment` = rollup days before the returned day + sign * access_log rows
     in the returned time range: either the start of moment's day up to moment (sign +1),
     or moment up to the end of its day, taking in the whole day (sign -1), whichever
-    range is shorter.
+    range is shorter. No correction where access_log was `pruned`: the start of the day.
     """
     utc = moment.astimezone(dt.timezone.utc)
     day = utc.date()
     start = _utc_midnight(day)
-    if utc == start:
+    if utc == start or pruned:
         return day, None, 0
     end = start + dt.timedelta(days=1)
     if utc - start <= end - utc:
@@ -59,18 +61,21 @@ def query_pages(f: Filters, days: RollupRange) -> tuple[str, dict[str, Any]]:
     inside (e.g. --since 30d on 30 days of logs), from the all-time totals in
     logpipe_pages minus the days outside.
     """
+    if f.per_source:
+        return _pages_from_access_log(f)
     params: dict[str, Any] = {}
-    if f.since is not None and f.until is not None and f.until - f.since <= dt.timedelta(days=1):
+    if (f.since is not None and f.until is not None and not f.pruned(f.since)
+            and f.until - f.since <= dt.timedelta(days=1)):
         return _pages_sql(f, params, [_raw_part(f, params)])
     page_filter = path_vhost_conditions(f, params, "p")  # on logpipe_pages AS p
     parts = []
     lo = hi = None
     if f.since is not None:
-        lo, span, sign = _split(f.since)
+        lo, span, sign = _split(f.since, f.pruned(f.since))
         if span:
             parts.append(_raw_part(f, params, span, -sign, "lo"))
     if f.until is not None:
-        hi, span, sign = _split(f.until)
+        hi, span, sign = _split(f.until, f.pruned(f.until))
         if span:
             parts.append(_raw_part(f, params, span, sign, "hi"))
     params["lo_day"], params["hi_day"] = lo, hi
@@ -130,6 +135,24 @@ def _raw_part(f: Filters, params: dict[str, Any],
         f" WHERE {all_of(where)} GROUP BY 1, 2) e"
         " JOIN logpipe_pages p ON p.vhost = e.vhost AND p.path = e.path"
     )
+
+
+def _pages_from_access_log(f: Filters) -> tuple[str, dict[str, Any]]:
+    """Pages counted in access_log alone, named as the rollups name them ('' for none)."""
+    params: dict[str, Any] = {}
+    where = ["a.status < 400", *conditions(f, params)]
+    ranked = (
+        "SELECT coalesce(a.vhost, '') AS vhost, coalesce(a.path, '') AS path,"
+        " count(*) AS hits, coalesce(sum(coalesce(a.bytes, a.bytes_out)), 0)::bigint AS bytes"
+        f" FROM access_log a WHERE {all_of(where)} GROUP BY 1, 2"
+    )
+    if f.limit:  # as in _pages_sql: the cut at --limit is exact and the order stable
+        ranked += " ORDER BY hits DESC FETCH FIRST %(limit)s ROWS WITH TIES"
+    sql = (
+        "SELECT nullif(t.vhost, '') AS vhost, nullif(t.path, '') AS path, t.hits, t.bytes"
+        f" FROM ({ranked}) t ORDER BY t.hits DESC, t.vhost, t.path" + limit_clause(f, params)
+    )
+    return sql, params
 
 
 def _pages_sql(f: Filters, params: dict[str, Any], parts: list[str]) -> tuple[str, dict[str, Any]]:

@@ -24,7 +24,8 @@ def query_referers(f: Filters) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {}
     where = ["a.referer IS NOT NULL", "a.referer <> ''", *conditions(f, params)]
     rollup = ""
-    if f.path is not None and f.since is None and f.until is None:
+    # the referer rollup has no sources: --source reads access_log
+    if f.path is not None and f.since is None and f.until is None and not f.sources:
         hot = "EXISTS (SELECT FROM logpipe_hot_paths WHERE path = %(path)s)"
         counted = {None: "r.hits", True: "r.bot_hits", False: "r.hits - r.bot_hits"}[f.bots]
         rollup_where = [hot, "r.path = %(path)s"]

@@ -1,5 +1,6 @@
 """SQL of the time-series reports, status and traffic: requests per day or hour, from the
-quarter-hour rollup (access_log for partial quarters), or from access_log for --path."""
+quarter-hour rollup (access_log for partial quarters), or from access_log for --path,
+--source and --by-source (the rollup has neither paths nor sources)."""
 
 from __future__ import annotations
 
@@ -20,25 +21,25 @@ class Series:
 
     from_rollup: str  # over QUARTER_COLUMNS
     from_access_log: str  # over access_log AS a
-    keys: str  # the GROUP BY and ORDER BY positions, the day or hour first
+    keys: int  # how many leading columns group and order the rows, the day or hour first
 
 
 STATUS = Series(
     from_rollup="nullif(u.vhost, '') AS vhost, nullif(u.status, 0) AS status,"
     " sum(u.hits)::bigint AS hits",
-    from_access_log="a.vhost, a.status, count(*) AS hits",
-    keys="1, 2, 3",
+    from_access_log="nullif(a.vhost, '') AS vhost, a.status, count(*) AS hits",
+    keys=3,
 )
 TRAFFIC = Series(
     from_rollup="nullif(u.vhost, '') AS vhost, sum(u.hits)::bigint AS hits,"
     " coalesce(sum(u.hits) FILTER (WHERE NOT u.bot), 0)::bigint AS human_hits,"
     " coalesce(sum(u.hits) FILTER (WHERE u.bot), 0)::bigint AS bot_hits,"
     " sum(u.bytes)::bigint AS bytes",
-    from_access_log=f"a.vhost, count(*) AS hits,"
+    from_access_log=f"nullif(a.vhost, '') AS vhost, count(*) AS hits,"
     f" count(*) FILTER (WHERE NOT {BOT}) AS human_hits,"
     f" count(*) FILTER (WHERE {BOT}) AS bot_hits,"
     " coalesce(sum(coalesce(a.bytes, a.bytes_out)), 0)::bigint AS bytes",
-    keys="1, 2",
+    keys=2,
 )
 
 
@@ -51,27 +52,37 @@ def query_traffic(f: Filters) -> tuple[str, dict[str, Any]]:
 
 
 def query_series(series: Series, f: Filters) -> tuple[str, dict[str, Any]]:
-    if f.path is not None:  # the rollup has no paths
+    if f.path is not None or f.per_source:  # the rollup has no paths and no sources
         return from_access_log(series, f)
     source, params = _quarters(f)
+    keys = _positions(series.keys)
     sql = (
         f"SELECT {_period('u.quarter', f.by)}, {series.from_rollup}"
         f" FROM ({source}) {QUARTER_COLUMNS}"
-        f" GROUP BY {series.keys} HAVING sum(u.hits) > 0 ORDER BY {series.keys}"
+        f" GROUP BY {keys} HAVING sum(u.hits) > 0 ORDER BY {keys}"
         + limit_clause(f, params)
     )
     return sql, params
 
 
 def from_access_log(series: Series, f: Filters) -> tuple[str, dict[str, Any]]:
-    """The report from access_log alone (for --path; bench/reports_bench.py compares)."""
+    """The report from access_log alone (for --path, --source and --by-source;
+    bench/reports_bench.py compares), with a source column after the period for
+    --by-source."""
     params: dict[str, Any] = {}
+    source = "a.source, " if f.by_source else ""
+    keys = _positions(series.keys + 1 if f.by_source else series.keys)
     sql = (
-        f"SELECT {_period('a.time', f.by)}, {series.from_access_log} FROM access_log a"
-        f" WHERE {all_of(conditions(f, params))}"
-        f" GROUP BY {series.keys} ORDER BY {series.keys}" + limit_clause(f, params)
+        f"SELECT {_period('a.time', f.by)}, {source}{series.from_access_log}"
+        f" FROM access_log a WHERE {all_of(conditions(f, params))}"
+        f" GROUP BY {keys} ORDER BY {keys}" + limit_clause(f, params)
     )
     return sql, params
+
+
+def _positions(count: int) -> str:
+    """'1, 2, 3': the first `count` columns, for GROUP BY and ORDER BY."""
+    return ", ".join(str(i) for i in range(1, count + 1))
 
 
 def _period(column: str, by: str) -> str:
@@ -90,12 +101,13 @@ def _quarter_floor(moment: dt.datetime) -> dt.datetime:
 def _quarters(f: Filters) -> tuple[str, dict[str, Any]]:
     """Requests per quarter of an hour, vhost ('' for none), status (0 for none) and bot
     flag, as (quarter, vhost, status, bot, hits, bytes): whole quarters from
-    logpipe_quarters (rollup and pending), the partial ones at either end from access_log."""
+    logpipe_quarters (rollup and pending), the partial ones at either end from access_log
+    (or, where pruned, whole from the rollup: Filters.pruned)."""
     params: dict[str, Any] = {}
     lo = hi = None
     if f.since is not None:
         lo = _quarter_floor(f.since)
-        lo = lo if lo == f.since else lo + QUARTER
+        lo = lo if lo == f.since or f.pruned(f.since) else lo + QUARTER
     if f.until is not None:
         hi = _quarter_floor(f.until)
     raw_spans = []
@@ -110,7 +122,7 @@ def _quarters(f: Filters) -> tuple[str, dict[str, Any]]:
                 raw_spans.append("a.time >= %(since)s AND a.time < %(lo)s")
         if hi is not None:
             where.append("q.quarter < %(hi)s")
-            if hi < f.until:
+            if hi < f.until and not f.pruned(f.until):
                 raw_spans.append("a.time >= %(hi)s AND a.time < %(until)s")
         if f.vhost is not None:
             where.append("q.vhost = %(vhost)s")

@@ -1,0 +1,128 @@
+"""`logpipe prune --older-than 90d [--dry-run]`: free the disk space of old rows.
+
+Drops the partitions of access_log whose rows are all older than the cutoff, deletes
+older rows of the default partition (times no partition covers) and rejects received
+before the cutoff; says what it removed, a line each, on stdout. Whole UTC days only:
+the cutoff is moved back to the midnight before it, for rows. The rollups keep their
+counts, so `logpipe report traffic`, `status` and `pages` still show the pruned days.
+How it avoids holding up loggers: logpipe.store.partitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+from typing import Any
+
+import psycopg2
+
+from logpipe.commands.common import dsn_of
+from logpipe.messages import EXIT_FAILURE, EXIT_OK, UsageError, first_line, say
+from logpipe.store import database as db
+from logpipe.store import partitions as parts
+
+_AGE = re.compile(r"(\d+)\s*([dw])", re.IGNORECASE)
+
+
+def parse_age(text: str) -> dt.timedelta:
+    """--older-than: whole days (90d) or weeks (12w), at least a day."""
+    match = _AGE.fullmatch(text.strip())
+    if not match:
+        raise UsageError(f"--older-than: not an age: {text!r} (use e.g. 90d or 12w)")
+    days = int(match.group(1)) * (7 if match.group(2).lower() == "w" else 1)
+    if not 1 <= days <= 365_000:
+        raise UsageError(f"--older-than: {text!r} is out of range: from 1d up (e.g. 90d)")
+    return dt.timedelta(days=days)
+
+
+def run(args: argparse.Namespace) -> int:
+    age = parse_age(args.older_than)
+    dsn = dsn_of(args)
+    try:
+        conn = db.connect(dsn, "logpipe prune")
+    except psycopg2.OperationalError as exc:
+        say(f"cannot connect to {db.describe_dsn(dsn)}: {first_line(exc)}; check --dsn")
+        return EXIT_FAILURE
+    try:
+        return prune(conn, age, args.dry_run)
+    except parts.Busy:
+        say("access_log stayed locked by another session (a long report, load or "
+            "VACUUM FULL?); what is said above is done. Run prune again later")
+    except psycopg2.errors.InsufficientPrivilege as exc:
+        conn.rollback()
+        say(f"not allowed to prune ({first_line(exc)}): connect as the owner of "
+            "access_log, the role that ran `logpipe initdb`")
+    except (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedFunction) as exc:
+        conn.rollback()
+        say(f"the schema is older than prune needs ({first_line(exc)}): run `logpipe initdb`")
+    except psycopg2.OperationalError as exc:
+        say(f"lost the database ({first_line(exc)}); what is said above is done. "
+            "Run prune again")
+    except psycopg2.Error as exc:
+        conn.rollback()
+        say(f"prune failed: {first_line(exc)}")
+    finally:
+        conn.close()
+    return EXIT_FAILURE
+
+
+def prune(conn: Any, age: dt.timedelta, dry_run: bool) -> int:
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(hashtext('logpipe prune'))")
+        if not cur.fetchone()[0]:  # held until this connection closes
+            conn.rollback()
+            say("another `logpipe prune` is running on this database; nothing was done")
+            return EXIT_FAILURE
+        cur.execute("SELECT now() - %s", (age,))
+        cutoff = cur.fetchone()[0]
+        before = parts.utc_midnight_before(cutoff)
+        old = parts.expired(parts.partitions(cur), before)
+    conn.commit()
+    can_drop = True  # until access_log stays busy: then empty the rest, drop them next time
+    for part in old:
+        if dry_run:
+            with conn.cursor() as cur:
+                rows = parts.count_rows(cur, part)
+            conn.commit()
+            print(f"would drop {part.name} ({part.describe()}): {_many(rows, 'row')}",
+                  flush=True)
+            continue
+        rows = parts.empty_partition(conn, part)
+        try:
+            if can_drop:
+                parts.drop_partition(conn, part)
+                print(f"dropped {part.name} ({part.describe()}): {_many(rows, 'row')}",
+                      flush=True)
+                continue
+        except parts.Busy:
+            can_drop = False
+        print(f"emptied {part.name} ({part.describe()}): {_many(rows, 'row')}; "
+              "access_log stayed busy, so the next prune drops the empty table", flush=True)
+    if dry_run:
+        with conn.cursor() as cur:
+            rows = parts.count_default_rows(cur, before)
+            rejects = parts.count_rejects(cur, cutoff)
+        conn.commit()
+    else:
+        rows = parts.delete_default_rows(conn, before)
+        rejects = parts.delete_rejects(conn, cutoff)
+    verb = "would delete" if dry_run else "deleted"
+    if rows:
+        print(f"{verb} {_many(rows, 'row')} dated before {parts.moment(before)} from "
+              "access_log_default (times no partition covered)", flush=True)
+    if rejects:
+        print(f"{verb} {_many(rejects, 'reject')} received before {_when(cutoff)}",
+              flush=True)
+    if not (old or rows or rejects):
+        print(f"nothing to prune: no partition ends by {parts.moment(before)}, and no "
+              f"reject was received before {_when(cutoff)}", flush=True)
+    return EXIT_OK
+
+
+def _many(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _when(moment: dt.datetime) -> str:
+    return moment.isoformat(sep=" ", timespec="seconds")

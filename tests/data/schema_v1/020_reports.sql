@@ -1,0 +1,501 @@
+-- Reports: views for psql, helper functions, and the rollups behind pages, status and
+-- traffic. Idempotent like every file here: `logpipe initdb` may run it any number of
+-- times.
+--
+-- The views aggregate over all time, e.g.
+--     SELECT * FROM report_referers WHERE path = '/about' LIMIT 20;
+--     SELECT * FROM report_pages LIMIT 20;
+-- `logpipe report NAME --since 30d --path /x --humans ...` runs filtered versions
+-- of the same queries (src/logpipe/report.py).
+--
+-- Bots: a row counts as a bot when is_bot is true, or when is_bot is NULL (not
+-- classified) and the request had no User-Agent at all; every other row is human.
+
+-- -- Host names --------------------------------------------------------------------
+
+-- Host names that belong to this site besides each row's own vhost (%v): aliases
+-- such as www.example.com, and the site's names for logs without %v (the combined
+-- format), where nothing else tells an internal referer from an external one.
+-- Fill it from psql:  INSERT INTO logpipe_site_hosts VALUES ('www.example.com');
+CREATE TABLE IF NOT EXISTS logpipe_site_hosts (
+    host text PRIMARY KEY CHECK (host = lower(host))
+);
+
+-- The host of "host", "host:port" or "[v6]:port": lower case, no port, no trailing
+-- dot; NULL if empty. Builtin string functions only, so PostgreSQL inlines it into
+-- the query (no function call, no regex: ~1 us, against ~5 us for a regex).
+CREATE OR REPLACE FUNCTION logpipe_host(hostport text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT nullif(rtrim(lower(left(hostport, strpos(hostport, ']'))
+                  || split_part(substr(hostport, strpos(hostport, ']') + 1), ':', 1)), '.'), '')
+$$;
+
+-- The host of a URL: 'https://WWW.Example.com:8443/a?b' -> 'www.example.com'; NULL
+-- when there is none ('-', 'junk'). Referer headers are serialized URLs without user
+-- info ("scheme://host[:port]/path..."), so the host is what follows the second '/'.
+CREATE OR REPLACE FUNCTION logpipe_url_host(url text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT logpipe_host(split_part(url, '/', 3))
+$$;
+
+-- Is the referer a page of the row's own site: is its host the vhost's host or one
+-- of logpipe_site_hosts? False when the vhost is unknown and no site host matches.
+-- For psql; the report views and `logpipe report` spell the same test out so that it
+-- runs once per distinct (vhost, referer), after grouping (see report_referers).
+CREATE OR REPLACE FUNCTION logpipe_same_site(referer text, vhost text) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT coalesce(logpipe_url_host(referer) = logpipe_host(vhost)
+                    OR logpipe_url_host(referer) IN (SELECT host FROM logpipe_site_hosts), false)
+$$;
+
+-- -- Rollups ---------------------------------------------------------------------------
+--
+-- For `pages`: requests served (status < 400) per page, all-time totals in
+-- logpipe_pages and per UTC day in logpipe_rollup_daily. `logpipe report pages
+-- --since 30d` adds up whole days of the rollup (or subtracts the days outside the
+-- window from the totals, when that is less work) and reads access_log only for the
+-- partial days at either end. Pages are numbered so that the daily rollup is narrow
+-- and groups on an integer.
+--
+-- For `status` and `traffic`: requests per quarter of an hour, vhost, status and bot
+-- flag in logpipe_rollup_quarter (a few dozen rows per quarter: cheap to keep, and
+-- days and hours of any time zone are whole quarters).
+--
+-- How they are kept current, in two steps:
+-- 1. Statement-level triggers on access_log (COPY fires them once per batch, with the
+--    batch's rows in a transition table) add the batch's counts per day and page,
+--    and per quarter, vhost, status and bot flag, to logpipe_pending_pages and
+--    logpipe_pending_quarters (and per referer of a hot path, see below, to
+--    logpipe_pending_referers): plain INSERTs, in the same transaction as the rows.
+-- 2. logpipe_rollup_fold() moves the pending counts into the rollups. Updating a
+--    page's counters costs the same for one request as for a thousand, so folding
+--    many batches at once is much cheaper than folding each. The writer folds when
+--    it has caught up, and every 10 s under sustained load; `logpipe load` and
+--    `logpipe report` fold too. The report_* views add what is pending, so they are
+--    exact at any moment.
+
+CREATE TABLE IF NOT EXISTS logpipe_pages (
+    id        integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    vhost     text    NOT NULL,       -- '' when access_log.vhost is NULL
+    path      text    NOT NULL,       -- '' when access_log.path is NULL
+    hits      bigint  NOT NULL DEFAULT 0,
+    bot_hits  bigint  NOT NULL DEFAULT 0,   -- of which bots (see the top of this file)
+    bytes     bigint  NOT NULL DEFAULT 0,   -- sum of bytes (%b), else bytes_out (%O)
+    bot_bytes bigint  NOT NULL DEFAULT 0,
+    UNIQUE (vhost, path)
+) WITH (fillfactor = 80);  -- room for HOT updates of the counters
+
+CREATE TABLE IF NOT EXISTS logpipe_rollup_daily (
+    day       date    NOT NULL,       -- UTC day of the request
+    page_id   integer NOT NULL,       -- logpipe_pages.id
+    hits      bigint  NOT NULL,
+    bot_hits  bigint  NOT NULL,
+    bytes     bigint  NOT NULL,
+    bot_bytes bigint  NOT NULL,
+    PRIMARY KEY (day, page_id)
+) WITH (fillfactor = 80);
+
+CREATE TABLE IF NOT EXISTS logpipe_rollup_quarter (
+    quarter timestamptz NOT NULL,     -- start of the quarter of an hour
+    vhost   text        NOT NULL,     -- '' when access_log.vhost is NULL
+    status  smallint    NOT NULL,     -- 0 when access_log.status is NULL
+    bot     boolean     NOT NULL,
+    hits    bigint      NOT NULL,
+    bytes   bigint      NOT NULL,
+    PRIMARY KEY (quarter, vhost, status, bot)
+) WITH (fillfactor = 80);
+
+-- The quarter of an hour a time falls in, the same in every time zone. (date_part,
+-- a float8, rather than extract, a numeric since PostgreSQL 14: 10 times faster.)
+CREATE OR REPLACE FUNCTION logpipe_quarter(t timestamptz) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT to_timestamp(floor(date_part('epoch', t) / 900) * 900)
+$$;
+
+-- Counts not yet folded into the rollups, in the rollups' own grain: per UTC day and
+-- page (requests served only), and per quarter, vhost, status and bot flag. Counts
+-- are negative for rows deleted from access_log.
+CREATE TABLE IF NOT EXISTS logpipe_pending_pages (
+    day       date   NOT NULL,
+    vhost     text   NOT NULL,        -- '' when access_log.vhost is NULL
+    path      text   NOT NULL,        -- '' when access_log.path is NULL
+    hits      bigint NOT NULL,
+    bot_hits  bigint NOT NULL,
+    bytes     bigint NOT NULL,
+    bot_bytes bigint NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS logpipe_pending_quarters (
+    quarter timestamptz NOT NULL,
+    vhost   text        NOT NULL,
+    status  smallint    NOT NULL,     -- 0 when access_log.status is NULL
+    bot     boolean     NOT NULL,
+    hits    bigint      NOT NULL,
+    bytes   bigint      NOT NULL
+);
+
+
+-- For `referers --path P` on the most requested paths. The report index answers it by
+-- reading every entry of the path: ~100 ms for 600,000 of them. So a path that has
+-- served at least 100,000 requests on some vhost becomes "hot" (logpipe_hot_paths,
+-- at the fold that sees it cross the line), and from then on its requests are also
+-- counted per vhost and referer, like the other rollups: pending per batch, then
+-- folded. `logpipe report referers --path P` reads those counts for a hot path.
+CREATE TABLE IF NOT EXISTS logpipe_hot_paths (
+    path  text PRIMARY KEY,
+    since timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS logpipe_path_referers (
+    path     text   NOT NULL,
+    vhost    text   NOT NULL,         -- '' when access_log.vhost is NULL
+    referer  text   NOT NULL,
+    hits     bigint NOT NULL,         -- requests of any status with this referer
+    bot_hits bigint NOT NULL,
+    PRIMARY KEY (path, vhost, referer)
+) WITH (fillfactor = 80);
+
+CREATE TABLE IF NOT EXISTS logpipe_pending_referers (
+    path     text   NOT NULL,
+    vhost    text   NOT NULL,
+    referer  text   NOT NULL,
+    hits     bigint NOT NULL,
+    bot_hits bigint NOT NULL
+);
+
+-- The statement that adds the rows of `source` (access_log rows plus a `sign`
+-- column: 1 to add, -1 to take away) to the pending counts. The triggers EXECUTE it
+-- with their transition tables as the source, which only the trigger function itself
+-- can read.
+CREATE OR REPLACE FUNCTION logpipe_pending_statement(source text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $fn$
+    SELECT format($sql$
+    WITH t AS MATERIALIZED (
+        SELECT s.time, coalesce(s.vhost, '') AS vhost, coalesce(s.path, '') AS path,
+               coalesce(s.status, 0) AS status,
+               coalesce(s.is_bot, s.user_agent IS NULL) AS bot, s.sign,
+               s.sign * coalesce(s.bytes, s.bytes_out, 0) AS bytes, s.referer
+          FROM (%s) s
+    ), referers AS (
+        INSERT INTO logpipe_pending_referers (path, vhost, referer, hits, bot_hits)
+        SELECT t.path, t.vhost, t.referer, sum(t.sign),
+               coalesce(sum(t.sign) FILTER (WHERE t.bot), 0)
+          FROM t JOIN logpipe_hot_paths h ON h.path = t.path
+         WHERE t.referer <> ''
+         GROUP BY 1, 2, 3
+    ), pages AS (
+        INSERT INTO logpipe_pending_pages (day, vhost, path, hits, bot_hits, bytes, bot_bytes)
+        SELECT (time AT TIME ZONE 'UTC')::date, vhost, path, sum(sign),
+               coalesce(sum(sign) FILTER (WHERE bot), 0), sum(bytes),
+               coalesce(sum(bytes) FILTER (WHERE bot), 0)
+          FROM t
+         WHERE status BETWEEN 1 AND 399  -- served; 0 stands for a NULL status
+         GROUP BY 1, 2, 3
+    )
+    INSERT INTO logpipe_pending_quarters (quarter, vhost, status, bot, hits, bytes)
+    SELECT date_bin('15 minutes', time, timestamptz 'epoch'), vhost, status, bot,
+           sum(sign), sum(bytes)
+      FROM t
+     GROUP BY 1, 2, 3, 4
+    $sql$, source)
+$fn$;
+
+-- Move every pending count into the rollups, in one transaction; returns how many
+-- pending rows it folded. Folds run one at a time (an advisory lock); rollup rows
+-- are locked in key order. New pages are numbered on the way (RETURNING gives every
+-- page's id, also one a concurrent fold just numbered).
+CREATE OR REPLACE FUNCTION logpipe_rollup_fold(hot_hits bigint DEFAULT 100000)
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    folded bigint;
+    subtracted boolean;
+    hot text[];
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('logpipe_rollup_fold'));
+    WITH pq AS MATERIALIZED (
+        DELETE FROM logpipe_pending_quarters RETURNING *
+    ), pp AS MATERIALIZED (
+        DELETE FROM logpipe_pending_pages RETURNING *
+    ), d AS (
+        SELECT day, vhost, path, sum(hits) AS hits, sum(bot_hits) AS bot_hits,
+               sum(bytes) AS bytes, sum(bot_bytes) AS bot_bytes
+          FROM pp GROUP BY 1, 2, 3
+    ), quarters AS (
+        INSERT INTO logpipe_rollup_quarter AS q (quarter, vhost, status, bot, hits, bytes)
+        SELECT quarter, vhost, status, bot, sum(hits), sum(bytes)
+          FROM pq GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (quarter, vhost, status, bot) DO UPDATE
+           SET hits = q.hits + excluded.hits, bytes = q.bytes + excluded.bytes
+    ), pages AS (
+        INSERT INTO logpipe_pages AS p (vhost, path, hits, bot_hits, bytes, bot_bytes)
+        SELECT vhost, path, sum(hits), sum(bot_hits), sum(bytes), sum(bot_bytes)
+          FROM d GROUP BY vhost, path ORDER BY vhost, path
+        ON CONFLICT (vhost, path) DO UPDATE
+           SET hits = p.hits + excluded.hits, bot_hits = p.bot_hits + excluded.bot_hits,
+               bytes = p.bytes + excluded.bytes, bot_bytes = p.bot_bytes + excluded.bot_bytes
+        RETURNING p.id, p.vhost, p.path, p.hits
+    ), daily AS (
+        INSERT INTO logpipe_rollup_daily AS r (day, page_id, hits, bot_hits, bytes, bot_bytes)
+        SELECT d.day, pages.id, d.hits, d.bot_hits, d.bytes, d.bot_bytes
+          FROM d JOIN pages ON pages.vhost = d.vhost AND pages.path = d.path
+         ORDER BY 1, 2
+        ON CONFLICT (day, page_id) DO UPDATE
+           SET hits = r.hits + excluded.hits, bot_hits = r.bot_hits + excluded.bot_hits,
+               bytes = r.bytes + excluded.bytes, bot_bytes = r.bot_bytes + excluded.bot_bytes
+    )
+    SELECT (SELECT count(*) FROM pq) + (SELECT count(*) FROM pp),
+           coalesce((SELECT bool_or(hits < 0) FROM pq), false),
+           ARRAY(SELECT DISTINCT path FROM pages WHERE hits >= hot_hits)
+      INTO folded, subtracted, hot;
+    WITH pr AS MATERIALIZED (
+        DELETE FROM logpipe_pending_referers RETURNING *
+    )
+    INSERT INTO logpipe_path_referers AS r (path, vhost, referer, hits, bot_hits)
+    SELECT path, vhost, referer, sum(hits), sum(bot_hits)
+      FROM pr GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (path, vhost, referer) DO UPDATE
+       SET hits = r.hits + excluded.hits, bot_hits = r.bot_hits + excluded.bot_hits;
+    IF subtracted THEN  -- rows deleted: drop what went down to nothing
+        DELETE FROM logpipe_rollup_daily WHERE hits <= 0;
+        DELETE FROM logpipe_rollup_quarter WHERE hits <= 0;
+        DELETE FROM logpipe_path_referers WHERE hits <= 0;
+    END IF;
+    IF EXISTS (SELECT FROM unnest(hot) AS n(path)
+                WHERE n.path NOT IN (SELECT path FROM logpipe_hot_paths)) THEN
+        PERFORM logpipe_promote_hot_paths(hot);
+    END IF;
+    RETURN folded;
+END
+$$;
+
+-- Paths become hot with their referers counted from access_log. The SHARE lock waits
+-- for the transactions loading rows right now and holds new ones back until this one
+-- commits: rows committed before it are counted here, rows loaded after it find the
+-- path hot and go through the pending table. A long `logpipe load` holding the table
+-- puts the promotion off to a later fold rather than stall every logger behind it.
+CREATE OR REPLACE FUNCTION logpipe_promote_hot_paths(paths text[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    lock_timeout_was text := current_setting('lock_timeout');
+BEGIN
+    BEGIN
+        PERFORM set_config('lock_timeout', '2s', true);
+        LOCK TABLE access_log IN SHARE MODE;
+        PERFORM set_config('lock_timeout', lock_timeout_was, true);
+    EXCEPTION WHEN lock_not_available THEN
+        PERFORM set_config('lock_timeout', lock_timeout_was, true);
+        RETURN;
+    END;
+    WITH new_hot AS (
+        INSERT INTO logpipe_hot_paths (path)
+        SELECT DISTINCT n.path FROM unnest(paths) AS n(path)
+        ON CONFLICT (path) DO NOTHING
+        RETURNING path
+    )
+    INSERT INTO logpipe_path_referers (path, vhost, referer, hits, bot_hits)
+    SELECT a.path, coalesce(a.vhost, ''), a.referer, count(*),
+           count(*) FILTER (WHERE coalesce(a.is_bot, a.user_agent IS NULL))
+      FROM new_hot n JOIN access_log a ON a.path = n.path
+     WHERE a.referer IS NOT NULL AND a.referer <> ''
+     GROUP BY 1, 2, 3;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION logpipe_rollup_add() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE logpipe_pending_statement('SELECT n.*, 1 AS sign FROM new_rows n');
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION logpipe_rollup_subtract() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE logpipe_pending_statement('SELECT o.*, -1 AS sign FROM old_rows o');
+    RETURN NULL;
+END
+$$;
+
+-- Rare (e.g. re-classifying is_bot): the old rows out, the new ones in.
+CREATE OR REPLACE FUNCTION logpipe_rollup_update() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE logpipe_pending_statement('SELECT o.*, -1 AS sign FROM old_rows o'
+                                      ' UNION ALL SELECT n.*, 1 AS sign FROM new_rows n');
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION logpipe_rollup_truncate() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    TRUNCATE logpipe_rollup_daily, logpipe_rollup_quarter, logpipe_pending_pages,
+             logpipe_pending_quarters, logpipe_path_referers, logpipe_pending_referers;
+    UPDATE logpipe_pages SET hits = 0, bot_hits = 0, bytes = 0, bot_bytes = 0 WHERE hits <> 0;
+    RETURN NULL;
+END
+$$;
+
+-- Versions before the pending table kept the rollups with another function.
+DROP FUNCTION IF EXISTS logpipe_rollup_statement(text);
+DROP FUNCTION IF EXISTS logpipe_rollup_prune();
+
+-- (Re)build the rollups from access_log when they are new, were built by another
+-- definition, or their triggers were dropped or disabled (e.g. for a bulk load);
+-- otherwise leave them alone (cheap). The lock keeps writers out until the triggers
+-- exist again, so no row is missed or counted twice.
+DO $$
+BEGIN
+    IF obj_description('logpipe_rollup_daily'::regclass, 'pg_class')
+           IS DISTINCT FROM 'logpipe rollup v4'
+       OR (SELECT count(*) FROM pg_trigger
+            WHERE tgrelid = 'access_log'::regclass AND tgenabled <> 'D'
+              AND tgname LIKE 'access_log_rollup_%') < 4
+    THEN
+        LOCK TABLE access_log IN SHARE ROW EXCLUSIVE MODE;
+        TRUNCATE logpipe_rollup_daily, logpipe_rollup_quarter, logpipe_pending_pages,
+                 logpipe_pending_quarters, logpipe_hot_paths, logpipe_path_referers,
+                 logpipe_pending_referers;
+        UPDATE logpipe_pages SET hits = 0, bot_hits = 0, bytes = 0, bot_bytes = 0
+         WHERE hits <> 0;
+        EXECUTE logpipe_pending_statement('SELECT a.*, 1 AS sign FROM access_log a');
+        PERFORM logpipe_rollup_fold();
+        COMMENT ON TABLE logpipe_rollup_daily IS 'logpipe rollup v4';
+    END IF;
+END
+$$;
+
+DROP TRIGGER IF EXISTS access_log_rollup_insert ON access_log;
+CREATE TRIGGER access_log_rollup_insert AFTER INSERT ON access_log
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION logpipe_rollup_add();
+
+DROP TRIGGER IF EXISTS access_log_rollup_delete ON access_log;
+CREATE TRIGGER access_log_rollup_delete AFTER DELETE ON access_log
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION logpipe_rollup_subtract();
+
+DROP TRIGGER IF EXISTS access_log_rollup_update ON access_log;
+CREATE TRIGGER access_log_rollup_update AFTER UPDATE ON access_log
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION logpipe_rollup_update();
+
+DROP TRIGGER IF EXISTS access_log_rollup_truncate ON access_log;
+CREATE TRIGGER access_log_rollup_truncate AFTER TRUNCATE ON access_log
+    FOR EACH STATEMENT EXECUTE FUNCTION logpipe_rollup_truncate();
+
+-- -- Views ----------------------------------------------------------------------------
+-- Dropped and re-created so that a new definition may change their columns.
+--
+-- report_referers and report_broken_links group first, then test the referer's host
+-- once per group in a LATERAL subquery: `OFFSET 0` keeps PostgreSQL from pushing the
+-- test down to every row, while `WHERE path = '/x'` on the view still reaches the
+-- path index (010_indexes.sql).
+
+-- Requests per quarter of an hour, vhost, status and bot flag: the rollup plus what is
+-- pending (rows of one quarter may appear more than once: sum them).
+DROP VIEW IF EXISTS logpipe_quarters CASCADE;
+CREATE VIEW logpipe_quarters AS
+SELECT quarter, vhost, status, bot, hits, bytes FROM logpipe_rollup_quarter
+UNION ALL
+SELECT quarter, vhost, status, bot, hits, bytes FROM logpipe_pending_quarters;
+
+-- External referers per page: referers whose host is not the site's own (see
+-- logpipe_same_site).
+DROP VIEW IF EXISTS report_referers;
+CREATE VIEW report_referers AS
+SELECT g.vhost, g.path, g.referer, g.hits
+  FROM (SELECT vhost, path, referer, count(*) AS hits
+          FROM access_log
+         WHERE referer IS NOT NULL AND referer <> ''
+         GROUP BY vhost, path, referer) g
+ CROSS JOIN LATERAL (SELECT logpipe_url_host(g.referer) AS host OFFSET 0) r
+ WHERE NOT coalesce(r.host = logpipe_host(g.vhost)
+                    OR r.host = ANY (ARRAY(SELECT host FROM logpipe_site_hosts)), false)
+ ORDER BY g.hits DESC, g.vhost, g.path, g.referer;
+
+-- Most requested pages (requests served: status below 400), from the totals and what
+-- is pending.
+DROP VIEW IF EXISTS report_pages;
+CREATE VIEW report_pages AS
+SELECT nullif(c.vhost, '') AS vhost, nullif(c.path, '') AS path, sum(c.hits)::bigint AS hits,
+       sum(c.hits - c.bot_hits)::bigint AS human_hits, sum(c.bot_hits)::bigint AS bot_hits,
+       sum(c.bytes)::bigint AS bytes
+  FROM (SELECT vhost, path, hits, bot_hits, bytes FROM logpipe_pages WHERE hits <> 0
+        UNION ALL
+        SELECT vhost, path, hits, bot_hits, bytes FROM logpipe_pending_pages) c
+ GROUP BY c.vhost, c.path
+HAVING sum(c.hits) > 0
+ ORDER BY hits DESC, vhost, path;
+
+-- Requests per day and status code (days in the session's TimeZone), from the rollup.
+DROP VIEW IF EXISTS report_status_daily;
+CREATE VIEW report_status_daily AS
+SELECT date_trunc('day', quarter)::date AS day, nullif(vhost, '') AS vhost,
+       nullif(status, 0) AS status, sum(hits)::bigint AS hits
+  FROM logpipe_quarters
+ GROUP BY 1, 2, 3
+HAVING sum(hits) > 0
+ ORDER BY 1, 2, 3;
+
+-- Broken links: 4xx answers to requests whose referer is a page of the same site,
+-- per referring page and broken path.
+DROP VIEW IF EXISTS report_broken_links;
+CREATE VIEW report_broken_links AS
+SELECT g.vhost, g.referer, g.path, g.statuses, g.hits, g.last_seen
+  FROM (SELECT vhost, referer, path,
+               string_agg(DISTINCT status::text, ',' ORDER BY status::text) AS statuses,
+               count(*) AS hits, max(time) AS last_seen
+          FROM access_log
+         WHERE status BETWEEN 400 AND 499 AND referer IS NOT NULL AND referer <> ''
+         GROUP BY vhost, referer, path) g
+ CROSS JOIN LATERAL (SELECT logpipe_url_host(g.referer) AS host OFFSET 0) r
+ WHERE coalesce(r.host = logpipe_host(g.vhost)
+                OR r.host = ANY (ARRAY(SELECT host FROM logpipe_site_hosts)), false)
+ ORDER BY g.hits DESC, g.vhost, g.referer, g.path;
+
+-- Remote hosts with the most error answers (4xx and 5xx).
+DROP VIEW IF EXISTS report_offenders;
+CREATE VIEW report_offenders AS
+SELECT remote_host,
+       count(*) FILTER (WHERE status >= 400) AS errors,
+       count(*) FILTER (WHERE status BETWEEN 400 AND 499) AS client_errors,
+       count(*) FILTER (WHERE status >= 500) AS server_errors,
+       count(*) AS requests,
+       max(time) AS last_seen
+  FROM access_log
+ GROUP BY remote_host
+HAVING count(*) FILTER (WHERE status >= 400) > 0
+ ORDER BY errors DESC, remote_host;
+
+-- User agents, with the classification stored at load time.
+DROP VIEW IF EXISTS report_agents;
+CREATE VIEW report_agents AS
+SELECT user_agent, is_bot, count(*) AS hits, max(time) AS last_seen
+  FROM access_log
+ GROUP BY user_agent, is_bot
+ ORDER BY hits DESC, user_agent, is_bot;
+
+-- Traffic per hour and per day (session TimeZone), per vhost, from the rollup.
+DROP VIEW IF EXISTS report_traffic_hourly;
+CREATE VIEW report_traffic_hourly AS
+SELECT date_trunc('hour', quarter) AS hour, nullif(vhost, '') AS vhost,
+       sum(hits)::bigint AS hits,
+       coalesce(sum(hits) FILTER (WHERE NOT bot), 0)::bigint AS human_hits,
+       coalesce(sum(hits) FILTER (WHERE bot), 0)::bigint AS bot_hits,
+       sum(bytes)::bigint AS bytes
+  FROM logpipe_quarters
+ GROUP BY 1, 2
+HAVING sum(hits) > 0
+ ORDER BY 1, 2;
+
+DROP VIEW IF EXISTS report_traffic_daily;
+CREATE VIEW report_traffic_daily AS
+SELECT hour::date AS day, vhost, sum(hits)::bigint AS hits,
+       sum(human_hits)::bigint AS human_hits, sum(bot_hits)::bigint AS bot_hits,
+       sum(bytes)::bigint AS bytes
+  FROM report_traffic_hourly
+ GROUP BY 1, 2
+ ORDER BY 1, 2;
