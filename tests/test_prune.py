@@ -81,6 +81,12 @@ def test_prune_drops_old_partitions_and_the_reports_keep_their_days(
         ("access_log_default", 1)]
     # the days are gone from access_log, not from the reports
     assert {args: report(dsn, *args) for args in REPORTS} == before
+    # reports of raw rows say that they no longer see the pruned days; rollups need not
+    for args, noted in [(("offenders",), True), (("traffic", "--source", "x"), True),
+                        (("traffic",), False), (("pages",), False),
+                        (("agents", "--since", "1d"), False)]:
+        stderr = run_ok("report", *args, "--dsn", dsn).stderr
+        assert ("were pruned; this report counts only the rows kept" in stderr) == noted, args
     # a bound inside a pruned quarter of an hour counts that quarter whole (00:00 is in)
     assert report(dsn, "traffic", "--by", "hour", "--since", "2019-03-01T00:07:00Z",
                   "--until", "2019-03-01T06:00:00Z") == [

@@ -37,6 +37,15 @@ class Filters:
         the start of its quarter (status, traffic) or UTC day (pages), from the rollups."""
         return self.pruned_before is not None and moment < self.pruned_before
 
+    def misses_pruned_rows(self, report: str) -> bool:
+        """The report reads access_log alone over a window reaching into pruned days,
+        whose rows only the daily and quarter-hour rollups still count."""
+        from_rollups = report in ("status", "traffic") and self.path is None \
+            or report == "pages"
+        if self.pruned_before is None or (from_rollups and not self.per_source):
+            return False
+        return self.since is None or self.since < self.pruned_before
+
     @property
     def per_source(self) -> bool:
         """The report needs access_log.source, which the rollups do not keep."""

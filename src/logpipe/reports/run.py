@@ -124,6 +124,10 @@ def _fetch(conn: Any, dsn: str, args: argparse.Namespace,
             prepare_session(cur)
             filters.since, filters.until = resolve_times(cur, args.since, args.until)
             filters.pruned_before = pruned_before(cur)
+            if filters.misses_pruned_rows(args.name):
+                say(f"note: rows before {filters.pruned_before:%Y-%m-%d %H:%M %Z} were pruned; "
+                    f"this report counts only the rows kept (pages, status and traffic "
+                    f"without --path or --source keep daily totals)")
             return run_report(cur, args.name, filters)
     except (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedFunction) as exc:
         say(f"the reports are not installed in {db.describe_dsn(dsn)} "
