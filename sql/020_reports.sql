@@ -204,9 +204,13 @@ $fn$;
 -- pending rows it folded. Folds run one at a time (an advisory lock); rollup rows
 -- are locked in key order. New pages are numbered on the way (RETURNING gives every
 -- page's id, also one a concurrent fold just numbered).
+--
+-- SECURITY DEFINER (search_path pinned below), so that a writer role that may only
+-- add rows (`logpipe initdb --writer-role`) keeps the rollups exact without any right
+-- on them: granted EXECUTE, it can fold the pending counts, nothing else.
 CREATE OR REPLACE FUNCTION logpipe_rollup_fold(hot_hits bigint DEFAULT 100000)
 RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
     folded bigint;
     subtracted boolean;
@@ -274,8 +278,10 @@ $$;
 -- commits: rows committed before it are counted here, rows loaded after it find the
 -- path hot and go through the pending table. A long `logpipe load` holding the table
 -- puts the promotion off to a later fold rather than stall every logger behind it.
+-- SECURITY DEFINER like the fold, which calls it: that lock needs rights to change
+-- access_log, which a writer role does not have. Nobody is granted it directly.
 CREATE OR REPLACE FUNCTION logpipe_promote_hot_paths(paths text[]) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
     lock_timeout_was text := current_setting('lock_timeout');
 BEGIN
@@ -302,8 +308,23 @@ BEGIN
 END
 $$;
 
+-- Both run with their owner's rights: pinned to the schema logpipe lives in (pg_temp
+-- last), so that nobody's objects elsewhere on a caller's search_path run with those
+-- rights, and callable by no one but the owner and the roles granted EXECUTE (CREATE
+-- FUNCTION grants it to PUBLIC; CREATE OR REPLACE keeps the grants there are).
+DO $$
+BEGIN
+    EXECUTE format('ALTER FUNCTION logpipe_rollup_fold(bigint)'
+                   ' SET search_path = pg_catalog, %I, pg_temp', current_schema());
+    EXECUTE format('ALTER FUNCTION logpipe_promote_hot_paths(text[])'
+                   ' SET search_path = pg_catalog, %I, pg_temp', current_schema());
+END
+$$;
+REVOKE ALL ON FUNCTION logpipe_rollup_fold(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION logpipe_promote_hot_paths(text[]) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION logpipe_rollup_add() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER AS $$
 BEGIN
     EXECUTE logpipe_pending_statement('SELECT n.*, 1 AS sign FROM new_rows n');
     RETURN NULL;
@@ -311,7 +332,7 @@ END
 $$;
 
 CREATE OR REPLACE FUNCTION logpipe_rollup_subtract() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER AS $$
 BEGIN
     EXECUTE logpipe_pending_statement('SELECT o.*, -1 AS sign FROM old_rows o');
     RETURN NULL;
@@ -320,7 +341,7 @@ $$;
 
 -- Rare (e.g. re-classifying is_bot): the old rows out, the new ones in.
 CREATE OR REPLACE FUNCTION logpipe_rollup_update() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER AS $$
 BEGIN
     EXECUTE logpipe_pending_statement('SELECT o.*, -1 AS sign FROM old_rows o'
                                       ' UNION ALL SELECT n.*, 1 AS sign FROM new_rows n');
@@ -329,12 +350,27 @@ END
 $$;
 
 CREATE OR REPLACE FUNCTION logpipe_rollup_truncate() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER AS $$
 BEGIN
     TRUNCATE logpipe_rollup_daily, logpipe_rollup_quarter, logpipe_pending_pages,
              logpipe_pending_quarters, logpipe_path_referers, logpipe_pending_referers;
     UPDATE logpipe_pages SET hits = 0, bot_hits = 0, bytes = 0, bot_bytes = 0 WHERE hits <> 0;
     RETURN NULL;
+END
+$$;
+
+-- The triggers run as the functions' owner too: a writer role adds rows to access_log
+-- and nothing else; it cannot write made-up counts into the pending tables. Pinned
+-- search_path for the same reason as the fold's.
+DO $$
+DECLARE
+    fn text;
+BEGIN
+    FOREACH fn IN ARRAY ARRAY['logpipe_rollup_add()', 'logpipe_rollup_subtract()',
+                              'logpipe_rollup_update()', 'logpipe_rollup_truncate()'] LOOP
+        EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, %I, pg_temp',
+                       fn, current_schema());
+    END LOOP;
 END
 $$;
 

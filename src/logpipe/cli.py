@@ -147,6 +147,18 @@ def build_subcommand_parser() -> argparse.ArgumentParser:
         "the hundreds (default: month, or what the database uses already; a change "
         "applies to new partitions)",
     )
+    s.add_argument(
+        "--writer-role", metavar="ROLE",
+        help="grant ROLE what a logger (and load, replay, drain) needs and no more: it "
+        "adds rows, makes partitions and folds the report rollups, but cannot delete, "
+        "change or drop rows. The role must exist (CREATE ROLE name LOGIN PASSWORD "
+        "'...'); the logger connects with user=ROLE in --dsn",
+    )
+    s.add_argument(
+        "--reader-role", metavar="ROLE",
+        help="grant ROLE read access to what `logpipe report`, `logpipe status` and the "
+        "report_* views read; it can write nothing",
+    )
 
     s = subcommand(
         sub, "load", add_dsn, add_format, add_source, add_max_line_bytes,

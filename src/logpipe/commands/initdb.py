@@ -1,4 +1,5 @@
-"""`logpipe initdb`: create the schema, or upgrade an older one in place."""
+"""`logpipe initdb`: create the schema, or upgrade an older one in place; grant the
+writer and reader roles their part."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ import argparse
 import psycopg2
 
 from logpipe.commands.common import dsn_of
-from logpipe.messages import EXIT_FAILURE, EXIT_OK, say
+from logpipe.messages import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, say
 from logpipe.store import database as db
+from logpipe.store.roles import MissingRoles
 
 
 def run(args: argparse.Namespace) -> int:
     dsn = dsn_of(args)
     where = db.describe_dsn(dsn)
     try:
-        schema = db.initdb(dsn, args.partition)
+        schema = db.initdb(dsn, args.partition, args.writer_role, args.reader_role)
     except psycopg2.OperationalError as exc:
         if exc.pgcode:  # the server's answer (e.g. a lock timeout), not a lost connection
             say(f"schema update failed, nothing was changed: {str(exc).strip()}")
@@ -27,6 +29,10 @@ def run(args: argparse.Namespace) -> int:
         say(f"the schema in {where} is version {exc.version}, newer than this logpipe "
             f"knows (version {exc.known}); nothing was changed. Upgrade logpipe")
         return EXIT_FAILURE
+    except MissingRoles as exc:
+        say(f"no such role: {', '.join(exc.names)}; nothing was changed. Create it first "
+            f"(as a role with CREATEROLE): {'; '.join(exc.create)}; then run initdb again")
+        return EXIT_USAGE
     except psycopg2.Error as exc:
         say(f"schema update failed, nothing was changed: {str(exc).strip()}")
         return EXIT_FAILURE
@@ -36,4 +42,11 @@ def run(args: argparse.Namespace) -> int:
     say(f"schema is up to date in {where}: version {schema.version} ({how}); access_log "
         f"is partitioned by {schema.granularity}, {len(schema.partitions_made)} new "
         "partitions")
+    if args.writer_role is not None:
+        say(f"role {args.writer_role} may load lines (connect the logger with "
+            f"user={args.writer_role}); it cannot delete, change or drop rows")
+    if args.reader_role is not None:
+        say(f"role {args.reader_role} may read the reports and status, and write nothing")
+    for concern in schema.role_concerns:
+        say(f"warning: {concern}")
     return EXIT_OK

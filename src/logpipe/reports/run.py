@@ -31,6 +31,10 @@ QUERIES: dict[str, Callable[[Filters], tuple[str, dict[str, Any]]]] = {
 }
 
 
+MAY_FOLD_SQL = ("SELECT coalesce(has_function_privilege("
+                "to_regprocedure('logpipe_rollup_fold(bigint)'), 'EXECUTE'), false)")
+
+
 def prepare_session(cur: Any) -> None:
     """Room for the aggregations: the 4 MB default spills a month's rollup to disk."""
     cur.execute("SET work_mem = '64MB'")
@@ -46,6 +50,15 @@ def pruned_before(cur: Any) -> Any:
     except (psycopg2.errors.UndefinedTable, psycopg2.errors.InsufficientPrivilege):
         return None
     return cur.fetchone()[0]
+
+
+def may_fold(conn: Any) -> bool:
+    """Whether this connection's role may run the fold (the owner, a writer role)."""
+    with conn.cursor() as cur:
+        cur.execute(MAY_FOLD_SQL)
+        allowed = bool(cur.fetchone()[0])
+    conn.rollback()
+    return allowed
 
 
 def rollup_range(cur: Any) -> RollupRange:
@@ -117,8 +130,10 @@ def _fetch(conn: Any, dsn: str, args: argparse.Namespace,
 
     try:
         # Counts the writer has not folded yet (it does within seconds): a user who may
-        # only read gets the rollups as of the writer's last fold.
-        db.fold_rollups(conn)
+        # only read gets the rollups as of the writer's last fold, without a refused
+        # call in the server's log at every report.
+        if may_fold(conn):
+            db.fold_rollups(conn)
         conn.set_session(readonly=True, autocommit=True)
         with conn.cursor() as cur:
             prepare_session(cur)

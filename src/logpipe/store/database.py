@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg2
@@ -12,6 +12,7 @@ import psycopg2.extensions
 
 from logpipe import __version__
 from logpipe.messages import first_line
+from logpipe.store import roles
 
 _PACKAGED_SQL = Path(__file__).resolve().parents[1] / "sql"
 _SOURCE_TREE_SQL = Path(__file__).resolve().parents[3] / "sql"
@@ -95,6 +96,7 @@ class Schema:
     version: int
     granularity: str  # of new partitions of access_log
     partitions_made: list[str]
+    role_concerns: list[str] = field(default_factory=list)  # why a role's grants are moot
 
 
 def schema_files(directory: Path) -> list[Path]:
@@ -113,12 +115,15 @@ def schema_target(directory: Path) -> int:
     return max([1, *(version for version, _ in upgrade_files(directory))])
 
 
-def initdb(dsn: str, granularity: str | None = None) -> Schema:
+def initdb(dsn: str, granularity: str | None = None, writer_role: str | None = None,
+           reader_role: str | None = None) -> Schema:
     """Create the schema, or bring an older one up to date, in one transaction.
 
     Safe to re-run: what exists is left as it is, so operators' views and grants stay,
     and a re-run with nothing to do takes no lock that stops loaders. `granularity`
     (None: keep the database's, month for a new one) cuts access_log's new partitions.
+    `writer_role` and `reader_role` are granted what a logger and what the reports need
+    (store/roles.py); roles.MissingRoles, before any change, when one does not exist.
     """
     directory = sql_dir()
     target = schema_target(directory)
@@ -126,6 +131,7 @@ def initdb(dsn: str, granularity: str | None = None) -> Schema:
     try:
         with conn, conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (INITDB_LOCK,))
+            roles.check_exist(cur, [r for r in (writer_role, reader_role) if r is not None])
             before = schema_version(cur)
             if before > target:
                 raise NewerSchemaError(before, target)
@@ -141,9 +147,21 @@ def initdb(dsn: str, granularity: str | None = None) -> Schema:
             made = [row[0] for row in cur.fetchall()]
             cur.execute("SELECT granularity FROM logpipe_partitioning")
             (unit,) = cur.fetchone()
+            concerns = _grant_roles(cur, writer_role, reader_role)
     finally:
         conn.close()
-    return Schema(before, target, unit, made)
+    return Schema(before, target, unit, made, concerns)
+
+
+def _grant_roles(cur: psycopg2.extensions.cursor, writer_role: str | None,
+                 reader_role: str | None) -> list[str]:
+    """Grant each role its part; what makes a role's grants moot (e.g. a superuser)."""
+    if writer_role is not None:
+        roles.grant(cur, writer_role, roles.WRITER_TABLES, roles.WRITER_FUNCTIONS)
+    if reader_role is not None:
+        roles.grant(cur, reader_role, roles.READER_TABLES, roles.READER_FUNCTIONS)
+    named = [r for r in (writer_role, reader_role) if r is not None]
+    return [said for role in dict.fromkeys(named) for said in roles.concerns(cur, role)]
 
 
 def schema_version(cur: psycopg2.extensions.cursor) -> int:
