@@ -11,6 +11,12 @@ DEFAULT_BATCH_LINES = 20_000
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds the writer gets to commit after EOF
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 ROOT_SPOOL_DIR = "/var/spool/logpipe"
+# Line length cap (parse/limits.py): Apache's default LimitRequestLine and
+# LimitRequestFieldSize, the least default cap, and the most --max-line-bytes takes
+# (`logpipe load` reads a longer line in pieces).
+APACHE_LIMIT_REQUEST = 8190
+MIN_MAX_LINE_BYTES = 256 * 1024
+LARGEST_MAX_LINE_BYTES = 16 * 1024 * 1024
 
 
 def resolve_dsn(dsn: str | None) -> str:

@@ -47,6 +47,20 @@ def add_flush_interval(p: argparse.ArgumentParser, help_text: str) -> None:
                    default=config.DEFAULT_FLUSH_INTERVAL, help=help_text)
 
 
+def add_max_line_bytes(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-line-bytes",
+        type=max_line_bytes,
+        metavar="SIZE",
+        help="the longest line to load, e.g. 512K; a longer one is kept whole in "
+        "access_log_rejects. Default: room for any line Apache writes under its default LimitRequestLine and "
+        f"LimitRequestFieldSize ({config.APACHE_LIMIT_REQUEST}): 32K per text field of the "
+        "LogFormat (Apache logs a byte as \\xhh, four bytes), at least "
+        f"{config.MIN_MAX_LINE_BYTES // 1024}K. Raise it if you raise those limits; replay and "
+        "drain need the value the logger had",
+    )
+
+
 def add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -71,6 +85,15 @@ def parse_size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 500M or 2G)") from None
     if size <= 0:
         raise argparse.ArgumentTypeError(f"size must be positive: {text!r}")
+    return size
+
+
+def max_line_bytes(text: str) -> int:
+    """--max-line-bytes: a size, at most config.LARGEST_MAX_LINE_BYTES."""
+    size = parse_size(text)
+    if size > config.LARGEST_MAX_LINE_BYTES:
+        raise argparse.ArgumentTypeError(
+            f"at most {config.LARGEST_MAX_LINE_BYTES // 1024**2}M: {text!r}")
     return size
 
 

@@ -7,7 +7,8 @@ Modules, in the order a LogFormat goes through them: directives (the LogFormat s
 read into directives), fields (where each directive goes), regexes (what matches each
 value and each line), parser (LineParser: the chunk loop), fastloop (the loop generated
 per format), rows (the reference path for one line), values (field values to COPY text),
-agents (is the User-Agent a bot?), columns (the COPY column order).
+agents (is the User-Agent a bot?), columns (the COPY column order), limits (how long a
+line may be).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ __all__ = ["NAMED_FORMATS", "Batch", "FormatError", "LineParser", "compile_forma
            "parser_marking_bots"]
 
 
-def parser_marking_bots(log_format: str, source: str | None) -> LineParser:
+def parser_marking_bots(log_format: str, source: str | None,
+                        max_line_bytes: int | None = None) -> LineParser:
     """A parser that also fills is_bot, classifying each distinct User-Agent once."""
     from logpipe.parse.agents import classify_agent
 
-    return compile_format(log_format, source=source, classify_agent=classify_agent)
+    return compile_format(log_format, source=source, classify_agent=classify_agent,
+                          max_line_bytes=max_line_bytes)

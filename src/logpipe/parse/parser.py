@@ -6,7 +6,7 @@
     batch.rejects                   # [(raw line, reason)] for lines that cannot load
 
 parse() decodes the chunk once and runs one regex over all of it (fastloop);
-lines that are too long, hold NUL bytes or invalid UTF-8 are set aside first,
+lines that are too long (limits), hold NUL bytes or invalid UTF-8 are set aside first,
 and a line the fast path cannot take goes through the reference path (rows).
 Every line ends up as exactly one row or one reject.
 """
@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from logpipe.parse import fastloop, fields, regexes
+from logpipe.parse import fastloop, fields, limits, regexes
 from logpipe.parse.directives import FormatError, tokenize
 from logpipe.parse.fields import Field
 from logpipe.parse.rows import Reject, RowBuilder
@@ -44,8 +44,11 @@ class Batch:
 
 def compile_format(spec: str, source: str | None = None,
                    classify_agent: Callable[[str], bool] | None = None,
-                   max_line_bytes: int = 65536) -> LineParser:
-    """A parser for a NAMED_FORMATS name or a LogFormat string; FormatError if unusable."""
+                   max_line_bytes: int | None = None) -> LineParser:
+    """A parser for a NAMED_FORMATS name or a LogFormat string; FormatError if unusable.
+
+    Longer lines than max_line_bytes are rejects; by default, room for any line Apache
+    writes in this format within its default request limits (limits.py)."""
     return LineParser(NAMED_FORMATS.get(spec, spec), source, classify_agent, max_line_bytes)
 
 
@@ -54,14 +57,14 @@ class LineParser:
 
     def __init__(self, format_string: str, source: str | None = None,
                  classify_agent: Callable[[str], bool] | None = None,
-                 max_line_bytes: int = 65536) -> None:
+                 max_line_bytes: int | None = None) -> None:
         if not isinstance(format_string, str):
             raise FormatError(f"LogFormat must be a string, not {type(format_string).__name__}")
-        if max_line_bytes < 1:
+        if max_line_bytes is not None and max_line_bytes < 1:
             raise ValueError("max_line_bytes must be at least 1")
         self.format_string = format_string
-        self.max_line_bytes = max_line_bytes
         plan = fields.plan(tokenize(format_string))
+        self.max_line_bytes = max_line_bytes or limits.default_max_line_bytes(plan)
         regexes.set_value_regexes(plan)  # before RowBuilder and the loop: they read Field.quoted
         fast, quick, lenient = regexes.line_regexes(plan)
         try:
@@ -210,7 +213,7 @@ def _has_long_line(data: bytes, limit: int) -> bool:
 def _decode_line(raw: bytes, limit: int) -> tuple[str | None, str]:
     """(text, "") for a line that can be parsed as text, else (None, why not)."""
     if len(raw) > limit:
-        return None, f"line longer than {limit} bytes"
+        return None, f"line longer than {limit} bytes (--max-line-bytes)"
     if b"\0" in raw:
         return None, "NUL byte in line"
     try:

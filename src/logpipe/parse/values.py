@@ -22,10 +22,34 @@ _SIMPLE_ESCAPES = {'"': b'"', "\\": b"\\", "b": b"\b", "n": b"\n", "r": b"\r", "
                    "v": b"\v"}
 
 
+# A backslash followed by what no escape of Apache's starts with.
+_OTHER_ESCAPE = re.compile(r'\\[^x"\\bnrtv]')
+
+
 def unescape(value: str) -> str:
     """Undo Apache's log escaping; keep the text as logged if the bytes are not clean UTF-8."""
     if "\\" not in value:
         return value
+    try:
+        text = _unescaped_bytes(value).decode("utf-8")
+    except UnicodeDecodeError:
+        return value
+    return value if "\0" in text else text
+
+
+def _unescaped_bytes(value: str) -> bytes:
+    if _OTHER_ESCAPE.search(value) is None:
+        # Only escapes that mean the same to Python as to Apache: decoded in C, where
+        # the loop of _unescape_each costs ~1.7 us per escape (3.4 ms for 8 KB of \xhh).
+        try:
+            return value.encode("utf-8").decode("unicode_escape").encode("latin-1")
+        except UnicodeDecodeError:  # a \x without two hex digits, a backslash at the end
+            pass
+    return _unescape_each(value)
+
+
+def _unescape_each(value: str) -> bytes:
+    """The bytes of value with each escape undone; any other backslash kept as is."""
     out = bytearray()
     pos = 0
     for m in _ESCAPE.finditer(value):
@@ -37,11 +61,7 @@ def unescape(value: str) -> str:
             out += _SIMPLE_ESCAPES.get(char) or m.group(0).encode("utf-8")
         pos = m.end()
     out += value[pos:].encode("utf-8")
-    try:
-        text = out.decode("utf-8")
-    except UnicodeDecodeError:
-        return value
-    return value if "\0" in text else text
+    return bytes(out)
 
 
 def copy_text(value: str) -> str:
