@@ -3,6 +3,12 @@
 A segment's row is locked FOR UPDATE SKIP LOCKED for the length of a batch's
 transaction, so two writers never load the same bytes; the offset advances in the
 same transaction as the batch's rows, so a crash neither loses nor repeats a line.
+
+A finished segment's row is what keeps its lines from loading twice, so it stays as
+long as the file can still be read: a crash between the commit and the unlink, or a
+long downtime, leaves the file behind. Only the writer that saw the file deleted
+forgets its row (forget), never a clean-up by age: another host's writer on the same
+database cannot see this host's spool.
 """
 
 from __future__ import annotations
@@ -18,9 +24,7 @@ UPDATE logpipe_progress
    SET byte_offset = %s, lines = lines + %s, finished = %s, updated_at = now()
  WHERE segment = %s
 """
-FORGET_OLD_SQL = (
-    "DELETE FROM logpipe_progress WHERE finished AND updated_at < now() - interval '7 days'"
-)
+FORGET_SQL = "DELETE FROM logpipe_progress WHERE finished AND segment = ANY(%s)"
 
 
 def claim(cur: Any, segment: str) -> tuple[int, bool] | None:
@@ -35,8 +39,8 @@ def advance(cur: Any, segment: str, offset: int, lines: int, finished: bool) -> 
     cur.execute(ADVANCE_SQL, (offset, lines, finished, segment))
 
 
-def forget_old(conn: Any) -> None:
-    """Drop the rows of segments finished over a week ago (their files are gone)."""
+def forget(conn: Any, segments: list[str]) -> None:
+    """Drop the rows of finished segments whose files are deleted for good."""
     with conn.cursor() as cur:
-        cur.execute(FORGET_OLD_SQL)
+        cur.execute(FORGET_SQL, (segments,))
     conn.commit()

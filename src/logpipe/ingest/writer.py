@@ -28,8 +28,6 @@ from logpipe.ingest.segments import SegmentCatalog, read_chunk
 from logpipe.messages import EXIT_FAILURE, EXIT_OK, first_line
 from logpipe.store.copy import CONNECTION_ERRORS, SetupError, load_lines
 
-FORGET_EVERY = 3600.0  # seconds between clean-ups of old progress rows
-
 
 @dataclass
 class WriterSettings:
@@ -58,7 +56,7 @@ class Writer:
         self.folds = FoldPolicy()
         self.totals = Totals()
         self.stop_requested = False
-        self._forgot_at = 0.0
+        self._deleted: list[str] = []  # segments unlinked whose progress rows remain
         self._lifeline: int | None = None
         self._contended = False  # a pass skipped a segment another writer had locked
 
@@ -124,13 +122,13 @@ class Writer:
             return None
         progressed = False
         try:
-            for name in spool.list_segments(self.settings.spool_dir):
+            for name in self.catalog.segment_names(self.settings.spool_dir):
                 path = self.settings.spool_dir / name
                 closed = spool.is_closed(path)
                 if closed or include_live:
                     progressed |= self._load_segment(conn, name, path, closed)
             self.folds.maybe_fold(conn, caught_up=not progressed)
-            self._forget_old_progress(conn)
+            self._forget_deleted(conn)
         except CONNECTION_ERRORS as exc:
             self.link.lost(exc)
             return None
@@ -195,12 +193,19 @@ class Writer:
             os.unlink(path)
         except FileNotFoundError:
             pass
+        self._deleted.append(name)
 
-    def _forget_old_progress(self, conn: psycopg2.extensions.connection) -> None:
-        now = time.monotonic()
-        if now - self._forgot_at >= FORGET_EVERY:
-            self._forgot_at = now
-            progress.forget_old(conn)
+    def _forget_deleted(self, conn: psycopg2.extensions.connection) -> None:
+        """Drop the progress rows of the segments this writer deleted, once the deletions
+        are on disk: a file that came back after a crash without its row would load again."""
+        if not self._deleted:
+            return
+        try:
+            _sync_directory(self.settings.spool_dir)
+        except OSError:
+            return  # kept rows only cost space; the next pass tries again
+        progress.forget(conn, self._deleted)
+        self._deleted = []
 
     def _sleep(self, seconds: float) -> None:
         """Wait, returning early when asked to stop (a signal, or the lifeline's EOF)."""
@@ -217,3 +222,11 @@ class Writer:
                 self.stop_requested = True
             if left <= 0 or not ready:
                 return
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,19 +1,21 @@
 """COPY parsed lines into PostgreSQL inside the caller's transaction.
 
-Error classes decide what happens (psycopg2's own split):
-- OperationalError / InterfaceError: the connection is gone. Raised to the
+Whose fault an error is decides what happens. It is read from the SQLSTATE, not
+from psycopg2's class: psycopg2 files an index entry too big for its index under
+OperationalError, and a trigger's RAISE under InternalError.
+- the data's (is_data_fault): the batch is narrowed down to the rows PostgreSQL
+  refuses (narrow.py); those become rejects and the rest load, never retried.
+- the connection's (any other OperationalError, InterfaceError): raised to the
   caller, which keeps the lines in the spool and retries later.
-- DataError / IntegrityError: this data is bad. The batch is sifted down to
-  the lines PostgreSQL refuses (sifted out one by one), which become
-  rejects; never retried.
-- anything else (missing table, no privilege): a setup problem, raised as
-  SetupError so the caller can say what to do without rejecting good lines.
+- anything else (missing table, no privilege, read-only server): a setup problem,
+  raised as SetupError so the caller can say what to do without rejecting good lines.
 """
 
 from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 from typing import Protocol
 
 import psycopg2
@@ -22,11 +24,18 @@ import psycopg2.extensions
 from logpipe.messages import first_line
 from logpipe.parse.columns import ACCESS_LOG_COLUMNS
 from logpipe.parse.values import copy_text
+from logpipe.store.narrow import Refusal, narrow
 
 COPY_ROWS_SQL = f"COPY access_log ({', '.join(ACCESS_LOG_COLUMNS)}) FROM STDIN"
 COPY_REJECTS_SQL = "COPY access_log_rejects (source, reason, line) FROM STDIN"
 CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
-DATA_ERRORS = (psycopg2.DataError, psycopg2.IntegrityError)
+# SQLSTATEs that blame the rows: cardinality (21: e.g. a trigger's ON CONFLICT meeting
+# two rows), data exceptions (22), integrity constraints (23), a PL/pgSQL trigger's
+# RAISE or ASSERT (P0), and a value too big for a row or an index entry (54000).
+DATA_FAULT_CLASSES = ("21", "22", "23", "P0")
+DATA_FAULT_CODES = ("54000",)
+# Deferred constraints are otherwise checked at COMMIT, where no row can be blamed.
+CHECK_DEFERRED_SQL = "SET CONSTRAINTS ALL IMMEDIATE"
 
 
 class SetupError(Exception):
@@ -41,6 +50,12 @@ class _Batch(Protocol):
 
 class _Parser(Protocol):
     def parse(self, data: bytes) -> _Batch: ...
+
+
+def is_data_fault(exc: BaseException) -> bool:
+    """Did PostgreSQL refuse the rows themselves (as opposed to the connection or setup)?"""
+    code = getattr(exc, "pgcode", None) or ""
+    return code[:2] in DATA_FAULT_CLASSES or code in DATA_FAULT_CODES
 
 
 COPY_READ_SIZE = 256 * 1024
@@ -67,11 +82,10 @@ def load_lines(
 ) -> tuple[int, int]:
     """Parse and COPY whole lines; returns (rows, rejects). Every line is one or the other."""
     stream = ParsingStream(parser, data)
-    try:
-        if stream.has_rows():
-            _copy_rows_guarded(cur, stream)
+    refusal = copy_rows(cur, stream, keep=True) if stream.has_rows() else None
+    if refusal is None:
         rows, rejects = stream.rows, stream.rejects
-    except DATA_ERRORS:
+    else:
         rows, rejects = _sift(cur, parser, data)  # re-parses, so parser rejects are included
     copy_rejects(cur, rejects, source)
     return rows, len(rejects)
@@ -120,40 +134,49 @@ class ParsingStream:
         return b""
 
 
-def _copy_rows_guarded(cur: psycopg2.extensions.cursor, rows: str | ParsingStream) -> None:
-    """COPY rows inside a savepoint, so a data error leaves the transaction usable."""
-    if not rows:
-        return
+# In an error's context; first when COPY itself raised it, after the frames of a
+# trigger function when one did.
+_COPY_LINE = re.compile(r"\bCOPY access_log, line (\d+)")
+
+
+def copy_rows(
+    cur: psycopg2.extensions.cursor, rows: str | ParsingStream, keep: bool
+) -> Refusal | None:
+    """COPY rows inside a savepoint: None when PostgreSQL takes them (kept, or rolled
+    back unless `keep`), the Refusal when it refuses them for what they hold (rolled
+    back, the transaction stays usable). Other errors are raised."""
     stream = copy_stream(rows) if isinstance(rows, str) else rows
     cur.execute("SAVEPOINT logpipe_copy")
     try:
         cur.copy_expert(COPY_ROWS_SQL, stream, size=COPY_READ_SIZE)
-    except CONNECTION_ERRORS:
-        raise
-    except DATA_ERRORS:
-        cur.execute("ROLLBACK TO SAVEPOINT logpipe_copy")
-        raise
+        cur.execute(CHECK_DEFERRED_SQL + ("; RELEASE SAVEPOINT logpipe_copy" if keep else
+                                          "; ROLLBACK TO SAVEPOINT logpipe_copy"
+                                          "; RELEASE SAVEPOINT logpipe_copy"))
     except psycopg2.Error as exc:
-        raise SetupError(first_line(exc)) from exc
-    cur.execute("RELEASE SAVEPOINT logpipe_copy")
+        if not is_data_fault(exc):
+            if isinstance(exc, CONNECTION_ERRORS):
+                raise
+            raise SetupError(first_line(exc)) from exc
+        cur.execute("ROLLBACK TO SAVEPOINT logpipe_copy; RELEASE SAVEPOINT logpipe_copy")
+        return _refusal(exc)
+    return None
 
 
-_COPY_LINE = re.compile(r"\bCOPY \w+, line (\d+)")
+def _refusal(exc: psycopg2.Error) -> Refusal:
+    context = getattr(getattr(exc, "diag", None), "context", None) or ""
+    where = _COPY_LINE.search(context)
+    return Refusal(first_line(exc), None if where is None else int(where.group(1)),
+                   by_copy=where is not None and where.start() == 0)
+
+
 _Row = tuple[bytes, str]  # (raw line, its COPY row)
-SIFT_WINDOW = 1000
 
 
 def _sift(
     cur: psycopg2.extensions.cursor, parser: _Parser, data: bytes
 ) -> tuple[int, list[tuple[bytes, str]]]:
-    """Load what PostgreSQL accepts; lines it refuses come back as rejects.
-
-    PostgreSQL names the COPY line it refused: the rows before it are fine, so
-    each refused line costs one trial COPY of what follows it. Trial COPYs are
-    always rolled back (a released savepoint per piece would hold a lock each
-    until commit and exhaust the lock table); one COPY then loads what passed.
-    Where the error names no line (e.g. a statement trigger), bisect instead.
-    """
+    """Load the lines PostgreSQL takes; the lines it refuses come back as rejects,
+    with the parser's own."""
     pieces = data.split(b"\n")  # LF only: a CR inside a line must not split it
     lines = [p + b"\n" for p in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
     rows: list[_Row] = []
@@ -163,63 +186,17 @@ def _sift(
         rejects.extend(batch.rejects)
         if batch.row_count:
             rows.append((line, batch.copy_data))
-    accepted: list[_Row] = []
-    start = 0
-    while start < len(rows):
-        window = rows[start : start + SIFT_WINDOW]  # libpq sends all of a COPY, even after an error
-        error = _trial_copy(cur, window)
-        if error is None:
-            accepted.extend(window)
-            start += len(window)
-            continue
-        where = _COPY_LINE.search(getattr(getattr(error, "diag", None), "context", None) or "")
-        if where is None or not 0 < int(where.group(1)) <= len(window):
-            _bisect(cur, window, accepted, rejects)
-            start += len(window)
-            continue
-        bad = int(where.group(1)) - 1
-        accepted.extend(window[:bad])
-        rejects.append(_refused(window[bad], error))
-        start += bad + 1
-    _copy_rows_guarded(cur, "".join(row for _, row in accepted))
-    return len(accepted), rejects
+
+    def trial(some: Sequence[_Row]) -> Refusal | None:
+        return copy_rows(cur, "".join(row for _, row in some), keep=False)
+
+    def load(some: Sequence[_Row]) -> Refusal | None:
+        return copy_rows(cur, "".join(row for _, row in some), keep=True)
+
+    loaded, refused = narrow(rows, load, trial)
+    rejects.extend((_without_lf(raw), reason) for (raw, _), reason in refused)
+    return loaded, rejects
 
 
-def _bisect(
-    cur: psycopg2.extensions.cursor,
-    rows: list[_Row],
-    accepted: list[_Row],
-    refused: list[tuple[bytes, str]],
-) -> None:
-    error = _trial_copy(cur, rows)
-    if error is None:
-        accepted.extend(rows)
-    elif len(rows) == 1:
-        refused.append(_refused(rows[0], error))
-    else:
-        middle = len(rows) // 2
-        _bisect(cur, rows[:middle], accepted, refused)
-        _bisect(cur, rows[middle:], accepted, refused)
-
-
-def _refused(row: _Row, error: Exception) -> tuple[bytes, str]:
-    raw = row[0][:-1] if row[0].endswith(b"\n") else row[0]
-    return raw, f"PostgreSQL refused the row: {first_line(error)}"
-
-
-def _trial_copy(cur: psycopg2.extensions.cursor, rows: list[_Row]) -> Exception | None:
-    """COPY in a savepoint that is always rolled back: the data error, or None."""
-    cur.execute("SAVEPOINT logpipe_trial")
-    error: Exception | None = None
-    try:
-        copy_data = "".join(row for _, row in rows)
-        cur.copy_expert(COPY_ROWS_SQL, copy_stream(copy_data), size=COPY_READ_SIZE)
-    except CONNECTION_ERRORS:
-        raise
-    except DATA_ERRORS as exc:
-        error = exc
-    except psycopg2.Error as exc:
-        raise SetupError(first_line(exc)) from exc
-    cur.execute("ROLLBACK TO SAVEPOINT logpipe_trial")
-    cur.execute("RELEASE SAVEPOINT logpipe_trial")
-    return error
+def _without_lf(raw: bytes) -> bytes:
+    return raw[:-1] if raw.endswith(b"\n") else raw
