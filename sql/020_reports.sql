@@ -48,6 +48,17 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
                     OR logpipe_url_host(referer) IN (SELECT host FROM logpipe_site_hosts), false)
 $$;
 
+-- A value as a rollup key: itself, or, when longer than `max_bytes` (a hostile client's
+-- 8 KB path or referer), its first max_bytes / 4 characters, so that every key fits a
+-- btree entry (2,704 bytes at most) whatever the bytes; one such value in a fold would
+-- otherwise fail every fold after it. Per-row bytes are likewise capped at 10^15 (no
+-- response is a petabyte) so that a corrupt value cannot overflow the sums.
+CREATE OR REPLACE FUNCTION logpipe_key(value text, max_bytes integer) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN octet_length(value) <= max_bytes THEN value
+                ELSE left(value, max_bytes / 4) END
+$$;
+
 -- -- Rollups ---------------------------------------------------------------------------
 --
 -- For `pages`: requests served (status < 400) per page, all-time totals in
@@ -171,10 +182,12 @@ CREATE OR REPLACE FUNCTION logpipe_pending_statement(source text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $fn$
     SELECT format($sql$
     WITH t AS MATERIALIZED (
-        SELECT s.time, coalesce(s.vhost, '') AS vhost, coalesce(s.path, '') AS path,
+        SELECT s.time, logpipe_key(coalesce(s.vhost, ''), 200) AS vhost,
+               logpipe_key(coalesce(s.path, ''), 2000) AS path,
                coalesce(s.status, 0) AS status,
                coalesce(s.is_bot, s.user_agent IS NULL) AS bot, s.sign,
-               s.sign * coalesce(s.bytes, s.bytes_out, 0) AS bytes, s.referer
+               s.sign * least(coalesce(s.bytes, s.bytes_out, 0), 1000000000000000) AS bytes,
+               logpipe_key(s.referer, 1200) AS referer
           FROM (%s) s
     ), referers AS (
         INSERT INTO logpipe_pending_referers (path, vhost, referer, hits, bot_hits)
@@ -250,7 +263,8 @@ BEGIN
     )
     SELECT (SELECT count(*) FROM pq) + (SELECT count(*) FROM pp),
            coalesce((SELECT bool_or(hits < 0) FROM pq), false),
-           ARRAY(SELECT DISTINCT path FROM pages WHERE hits >= hot_hits)
+           ARRAY(SELECT DISTINCT path FROM pages
+                  WHERE hits >= hot_hits AND octet_length(path) <= 1000)
       INTO folded, subtracted, hot;
     WITH pr AS MATERIALIZED (
         DELETE FROM logpipe_pending_referers RETURNING *
@@ -300,7 +314,8 @@ BEGIN
         RETURNING path
     )
     INSERT INTO logpipe_path_referers (path, vhost, referer, hits, bot_hits)
-    SELECT a.path, coalesce(a.vhost, ''), a.referer, count(*),
+    SELECT a.path, logpipe_key(coalesce(a.vhost, ''), 200), logpipe_key(a.referer, 1200),
+           count(*),
            count(*) FILTER (WHERE coalesce(a.is_bot, a.user_agent IS NULL))
       FROM new_hot n JOIN access_log a ON a.path = n.path
      WHERE a.referer IS NOT NULL AND a.referer <> ''

@@ -119,6 +119,13 @@ def _days_inside_outside(days: RollupRange, lo: dt.date | None,
     return inside, (end - first).days - inside
 
 
+# A row's page as the rollups key it (logpipe_key, sql/020_reports.sql), so that the
+# partial days read from access_log meet the rollup's whole days on the same page.
+ROLLUP_VHOST = "logpipe_key(coalesce(a.vhost, ''), 200)"
+ROLLUP_PATH = "logpipe_key(coalesce(a.path, ''), 2000)"
+ROLLUP_BYTES = "least(coalesce(a.bytes, a.bytes_out), 1000000000000000)"
+
+
 def _raw_part(f: Filters, params: dict[str, Any],
               span: tuple[dt.datetime, dt.datetime] | None = None, sign: int = 1,
               name: str = "") -> str:
@@ -129,9 +136,9 @@ def _raw_part(f: Filters, params: dict[str, Any],
         where.append(f"a.time >= %({name}_start)s AND a.time < %({name}_end)s")
     # grouped by name first, then numbered: cheaper than numbering every row
     return (
-        f"SELECT p.id, {sign} * e.hits, {sign} * e.bytes FROM (SELECT coalesce(a.vhost, '')"
-        " AS vhost, coalesce(a.path, '') AS path, count(*) AS hits,"
-        " coalesce(sum(coalesce(a.bytes, a.bytes_out)), 0) AS bytes FROM access_log a"
+        f"SELECT p.id, {sign} * e.hits, {sign} * e.bytes FROM (SELECT {ROLLUP_VHOST}"
+        f" AS vhost, {ROLLUP_PATH} AS path, count(*) AS hits,"
+        f" coalesce(sum({ROLLUP_BYTES}), 0) AS bytes FROM access_log a"
         f" WHERE {all_of(where)} GROUP BY 1, 2) e"
         " JOIN logpipe_pages p ON p.vhost = e.vhost AND p.path = e.path"
     )
