@@ -64,3 +64,31 @@ def test_writer_folds_when_caught_up_or_every_fold_interval(database: Database) 
         assert query(database.dsn, ROLLUP) == [("2024-10-10", "v", "/a", 2, 0, 15, 0)]
     finally:
         conn.close()
+
+
+def test_the_logger_exits_without_waiting_for_a_slow_fold(
+        database: Database, tmp_path: Path) -> None:
+    """A fold on the way out is given about a second (folding.LAST_FOLD_MS): here the
+    rollups are locked, as by a long fold or an operator's transaction, and the logger
+    still exits at once after its last commit; the counts wait, pending, for a later
+    fold."""
+    log = tmp_path / "access.log"
+    log.write_bytes(b"".join(
+        f'192.0.2.1 - - [10/Oct/2024:10:00:00 +0000] "GET /p{n} HTTP/1.1" 200 1 "-" "b"\n'
+        .encode() for n in range(500)))
+    holder = psycopg2.connect(database.dsn)
+    try:
+        with holder.cursor() as cur:
+            cur.execute("LOCK logpipe_pages IN ACCESS EXCLUSIVE MODE")
+        with open(log, "rb") as stdin:
+            proc = start_logger(database.dsn, tmp_path / "spool", "--stop-timeout", "30",
+                                stdin=stdin)
+            assert proc.wait(timeout=10) == 0  # before: waited for the lock
+        assert proc.stderr is not None
+        assert b"did not finish" not in proc.stderr.read()
+        assert database.rows() == 500
+        assert scalar(database.dsn, "SELECT sum(hits) FROM logpipe_pending_quarters") == 500
+    finally:
+        holder.close()
+    execute(database.dsn, "SELECT logpipe_rollup_fold()")
+    assert query(database.dsn, "SELECT sum(hits)::int FROM logpipe_pages") == [(500,)]

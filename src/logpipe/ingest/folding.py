@@ -12,6 +12,7 @@ from logpipe.messages import say
 from logpipe.store import database as db
 
 FOLD_INTERVAL = 10.0  # seconds: how long report rollups may lag under sustained load
+LAST_FOLD_MS = 1000  # at most this long for the fold before the writer exits
 PARTITIONS_INTERVAL = 3600.0  # seconds between checks of access_log's partitions
 
 
@@ -40,6 +41,19 @@ class FoldPolicy:
             say(f"cannot update the report rollups ({problem}); rows still load. "
                 "Run `logpipe initdb` to upgrade the schema")
         self._problem = problem
+
+    def last_fold(self, conn: Any) -> None:
+        """On the way out, fold what this writer loaded, if that is quick. After a
+        burst of new pages a fold can take many seconds; the logger must not keep
+        Apache's restart waiting for it. The counts wait safely: the report views add
+        them, and the next writer or report folds them."""
+        if conn is None or not self.unfolded:
+            return
+        try:
+            db.fold_rollups(conn, timeout_ms=LAST_FOLD_MS)
+        except Exception:  # noqa: BLE001 - leaving: a lost connection changes nothing
+            return
+        self.unfolded = False
 
     def _maybe_prepare_partitions(self, conn: Any) -> None:
         """Partitions ahead, and for old dates loaded into the default partition

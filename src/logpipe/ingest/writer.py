@@ -98,10 +98,11 @@ class Writer:
         """
         while True:
             self._contended = False
-            progressed = self._pass(include_live=False)
+            progressed = self._pass(include_live=False, fold=False)
             if progressed is None:
                 return EXIT_FAILURE
             if not progressed and not self._contended:
+                self.folds.last_fold(self.link.connection())
                 self.close()
                 return EXIT_OK
             if not progressed:
@@ -115,7 +116,7 @@ class Writer:
 
     # -- one pass over the spool ---------------------------------------------
 
-    def _pass(self, include_live: bool) -> bool | None:
+    def _pass(self, include_live: bool, fold: bool = True) -> bool | None:
         """Load what is pending; True if anything moved, None if the database is unusable."""
         conn = self.link.connection()
         if conn is None:
@@ -127,7 +128,8 @@ class Writer:
                 closed = spool.is_closed(path)
                 if closed or include_live:
                     progressed |= self._load_segment(conn, name, path, closed)
-            self.folds.maybe_fold(conn, caught_up=not progressed)
+            if fold:
+                self.folds.maybe_fold(conn, caught_up=not progressed)
             self._forget_deleted(conn)
         except CONNECTION_ERRORS as exc:
             self.link.lost(exc)

@@ -218,15 +218,24 @@ def prepare_partitions(conn: psycopg2.extensions.connection) -> str | None:
     return None
 
 
-def fold_rollups(conn: psycopg2.extensions.connection) -> str | None:
+def fold_rollups(conn: psycopg2.extensions.connection,
+                 timeout_ms: int | None = None) -> str | None:
     """Move the pending report counts into the rollups (sql/020_reports.sql), in a
     transaction of its own. Returns None, or why it could not (e.g. a schema from
-    before the pending table: `logpipe initdb` upgrades it; or a read-only user).
+    before the pending table: `logpipe initdb` upgrades it; or a read-only user; or
+    it would take longer than `timeout_ms`: the counts stay pending, nothing is lost).
     A lost connection is raised: the caller has its own way of handling that."""
+    import psycopg2.errors
+
     try:
         with conn.cursor() as cur:
+            if timeout_ms is not None:
+                cur.execute("SET LOCAL statement_timeout = %s", (timeout_ms,))
             cur.execute("SELECT logpipe_rollup_fold()")
         conn.commit()
+    except psycopg2.errors.QueryCanceled as exc:
+        conn.rollback()
+        return first_line(exc)
     except (psycopg2.OperationalError, psycopg2.InterfaceError):
         raise
     except psycopg2.Error as exc:
