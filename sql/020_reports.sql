@@ -317,8 +317,18 @@ BEGIN
     SELECT a.path, logpipe_key(coalesce(a.vhost, ''), 200), logpipe_key(a.referer, 1200),
            count(*),
            count(*) FILTER (WHERE coalesce(a.is_bot, a.user_agent IS NULL))
-      FROM new_hot n JOIN access_log a ON a.path = n.path
-     WHERE a.referer IS NOT NULL AND a.referer <> ''
+      FROM new_hot n
+     CROSS JOIN LATERAL (  -- through both report indexes (010_indexes.sql)
+        SELECT n.path, r.vhost, r.referer, r.is_bot, r.user_agent FROM access_log r
+         WHERE r.path = n.path AND r.referer IS NOT NULL AND r.referer <> ''
+           AND octet_length(coalesce(r.path, '')) + octet_length(coalesce(r.vhost, ''))
+               + octet_length(r.referer) <= 2400
+        UNION ALL
+        SELECT n.path, r.vhost, r.referer, r.is_bot, r.user_agent FROM access_log r
+         WHERE r.path = n.path AND left(r.path, 500) = left(n.path, 500)
+           AND r.referer IS NOT NULL AND r.referer <> ''
+           AND octet_length(coalesce(r.path, '')) + octet_length(coalesce(r.vhost, ''))
+               + octet_length(r.referer) > 2400) a
      GROUP BY 1, 2, 3;
 END
 $$;
@@ -479,7 +489,8 @@ $$;
 -- report_referers and report_broken_links group first, then test the referer's host
 -- once per group in a LATERAL subquery: `OFFSET 0` keeps PostgreSQL from pushing the
 -- test down to every row, while `WHERE path = '/x'` on the view still reaches the
--- path index (010_indexes.sql).
+-- path index (010_indexes.sql). They read access_log in two branches, one per report
+-- index, each with its index's condition word for word (so that the planner can use it).
 
 -- Requests per quarter of an hour, vhost, status and bot flag: the rollup plus what is
 -- pending (rows of one quarter may appear more than once: sum them).
@@ -493,8 +504,15 @@ SELECT quarter, vhost, status, bot, hits, bytes FROM logpipe_pending_quarters;
 CREATE OR REPLACE VIEW report_referers AS
 SELECT g.vhost, g.path, g.referer, g.hits
   FROM (SELECT vhost, path, referer, count(*) AS hits
-          FROM access_log
-         WHERE referer IS NOT NULL AND referer <> ''
+          FROM (SELECT vhost, path, referer FROM access_log
+                 WHERE referer IS NOT NULL AND referer <> ''
+                   AND octet_length(coalesce(path, '')) + octet_length(coalesce(vhost, ''))
+                       + octet_length(referer) <= 2400
+                UNION ALL
+                SELECT vhost, path, referer FROM access_log
+                 WHERE referer IS NOT NULL AND referer <> ''
+                   AND octet_length(coalesce(path, '')) + octet_length(coalesce(vhost, ''))
+                       + octet_length(referer) > 2400) e
          GROUP BY vhost, path, referer) g
  CROSS JOIN LATERAL (SELECT logpipe_url_host(g.referer) AS host OFFSET 0) r
  WHERE NOT coalesce(r.host = logpipe_host(g.vhost)
@@ -530,8 +548,15 @@ SELECT g.vhost, g.referer, g.path, g.statuses, g.hits, g.last_seen
   FROM (SELECT vhost, referer, path,
                string_agg(DISTINCT status::text, ',' ORDER BY status::text) AS statuses,
                count(*) AS hits, max(time) AS last_seen
-          FROM access_log
-         WHERE status BETWEEN 400 AND 499 AND referer IS NOT NULL AND referer <> ''
+          FROM (SELECT vhost, referer, path, status, time FROM access_log
+                 WHERE status BETWEEN 400 AND 499 AND referer IS NOT NULL AND referer <> ''
+                   AND octet_length(coalesce(path, '')) + octet_length(coalesce(vhost, ''))
+                       + octet_length(referer) <= 2400
+                UNION ALL
+                SELECT vhost, referer, path, status, time FROM access_log
+                 WHERE status BETWEEN 400 AND 499 AND referer IS NOT NULL AND referer <> ''
+                   AND octet_length(coalesce(path, '')) + octet_length(coalesce(vhost, ''))
+                       + octet_length(referer) > 2400) e
          GROUP BY vhost, referer, path) g
  CROSS JOIN LATERAL (SELECT logpipe_url_host(g.referer) AS host OFFSET 0) r
  WHERE coalesce(r.host = logpipe_host(g.vhost)
