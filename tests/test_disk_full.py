@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Database, loaded_paths, start_logger, wait_for
-from test_pipe import StderrReader, finish, joined
+from pipe_support import StderrReader, finish, joined
 
 from logpipe.ingest import spool
 from logpipe.ingest.appender import SpoolAppender

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import Database, combined_line, query, start_logger, wait_for
 from network_fixture import forwarder, rules_left, silenced
-from test_pipe import StderrReader, assert_exactly_once, feed, finish
+from pipe_support import StderrReader, assert_exactly_once, feed, finish
 
 from logpipe.store import database as db
 

@@ -15,7 +15,7 @@ import string
 from pathlib import Path
 
 from conftest import Database, combined_line, execute, query, scalar, start_logger, wait_for
-from test_pipe import StderrReader, feed, finish, spooled_line_count
+from pipe_support import StderrReader, feed, finish, spooled_line_count
 
 BIGINT_MAX = 2**63 - 1
 

@@ -17,7 +17,7 @@ from conftest import (
     query,
     start_logger,
 )
-from test_pipe import feed, finish, spooled_line_count
+from pipe_support import feed, finish, spooled_line_count
 
 from logpipe.ingest import spool
 

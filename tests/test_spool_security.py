@@ -30,7 +30,7 @@ from conftest import (
     start_logger,
     wait_for,
 )
-from test_pipe import PREFIX, StderrReader, assert_exactly_once, feed, finish
+from pipe_support import PREFIX, StderrReader, assert_exactly_once, feed, finish
 
 from logpipe.ingest import spool
 

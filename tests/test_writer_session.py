@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg2
 from conftest import Database, combined_line, execute, query, start_logger, wait_for
-from test_pipe import StderrReader, assert_exactly_once, feed, finish
+from pipe_support import StderrReader, assert_exactly_once, feed, finish
 
 from logpipe.ingest import spool
 
