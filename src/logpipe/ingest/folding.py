@@ -31,7 +31,6 @@ class FoldPolicy:
     def maybe_fold(self, conn: Any, caught_up: bool) -> None:
         """Fold if due. A failed fold never stops loading: it is said once, and the
         `report_*` views stay exact from the pending tables meanwhile."""
-        self._maybe_prepare_partitions(conn)
         now = self.clock()
         if not self.unfolded or not (caught_up or now - self.folded_at >= FOLD_INTERVAL):
             return
@@ -55,7 +54,7 @@ class FoldPolicy:
             return
         self.unfolded = False
 
-    def _maybe_prepare_partitions(self, conn: Any) -> None:
+    def maybe_prepare_partitions(self, conn: Any) -> None:
         """Partitions ahead, and for old dates loaded into the default partition
         (sql/005_partitions.sql). Rows load whatever happens here: said once."""
         now = self.clock()

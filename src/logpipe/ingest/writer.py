@@ -128,6 +128,7 @@ class Writer:
                 closed = spool.is_closed(path)
                 if closed or include_live:
                     progressed |= self._load_segment(conn, name, path, closed)
+            self.folds.maybe_prepare_partitions(conn)
             if fold:
                 self.folds.maybe_fold(conn, caught_up=not progressed)
             self._forget_deleted(conn)
