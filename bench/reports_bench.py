@@ -174,8 +174,11 @@ def bench(dsn: str, args: argparse.Namespace) -> int:
         cur.execute("VACUUM ANALYZE logpipe_rollup_daily")
         cur.execute("VACUUM ANALYZE logpipe_pages")
         cur.execute("VACUUM ANALYZE logpipe_rollup_quarter")
-        cur.execute("SELECT pg_size_pretty(pg_relation_size('access_log')),"
-                    " pg_size_pretty(pg_relation_size('access_log_path_referers')),"
+        # access_log and its index are partitioned: their sizes are their partitions'
+        cur.execute("SELECT pg_size_pretty((SELECT sum(pg_relation_size(relid))"
+                    " FROM pg_partition_tree('access_log'))),"
+                    " pg_size_pretty((SELECT sum(pg_relation_size(relid))"
+                    " FROM pg_partition_tree('access_log_path_referers'))),"
                     " pg_size_pretty(pg_total_relation_size('logpipe_rollup_daily')"
                     " + pg_total_relation_size('logpipe_pages')"
                     " + pg_total_relation_size('logpipe_rollup_quarter')),"
