@@ -193,3 +193,43 @@ def test_default_cap_fits_every_line_apache_writes_within_its_limits() -> None:
     assert len(line) > 256 * 1024
     assert wide.parse(line).row_count == 1
     assert compile_format("combined", max_line_bytes=100).max_line_bytes == 100
+
+
+def long_query_line(size: int) -> bytes:
+    """A combined line whose query string makes it `size` bytes or so: a row, whatever
+    its length, once the cap allows it."""
+    return (f'192.0.2.9 - - [03/Dec/2026:10:00:00 +0000] "GET /search?q={"a" * size}'
+            ' HTTP/1.1" 200 5 "-" "curl/8.5.0"\n').encode()
+
+
+@pytest.mark.parametrize("option, loaded", [(None, True), ("64K", False)])
+def test_replay_takes_the_cap_its_logger_was_given(database: Database, tmp_path: Path,
+                                                   option: str | None, loaded: bool) -> None:
+    """A logger given --max-line-bytes 1M writes it into its segments' header, so that
+    `replay` (or drain) of what it left loads the same lines without being told; an
+    explicit --max-line-bytes still wins."""
+    line = long_query_line(300_000)  # over combined's default cap of 256 KiB
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir(mode=0o700)
+    (spool_dir / "seg-00000000000000000001-1-aaaaaaaaaaaa.log").write_bytes(
+        spool.make_header("combined", None, 1 << 20) + line)
+    args = ["replay", "--dsn", database.dsn, "--spool-dir", str(spool_dir)]
+    done = subprocess.run(logpipe_cmd(*args, *(["--max-line-bytes", option] if option else [])),
+                          capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False)
+    assert done.returncode == 0, done.stderr
+    assert (database.rows(), database.rejects()) == ((1, 0) if loaded else (0, 1))
+
+
+def test_the_logger_records_its_cap_in_the_segment_header(tmp_path: Path) -> None:
+    spool_dir = tmp_path / "spool"
+    proc = start_logger("dbname=logpipe_no_such_database_here", spool_dir,
+                        "--max-line-bytes", "1M", "--stop-timeout", "1")
+    assert proc.stdin is not None
+    proc.stdin.write(combined_line(1))
+    proc.stdin.flush()
+    wait_for(lambda: spool.list_segments(spool_dir) != [], what="a segment")
+    (name,) = spool.list_segments(spool_dir)
+    header = spool.read_header(spool_dir / name)
+    assert header is not None and header[0]["max_line_bytes"] == 1 << 20
+    proc.stdin.close()
+    proc.wait(timeout=COMMAND_TIMEOUT)

@@ -56,8 +56,8 @@ def add_max_line_bytes(p: argparse.ArgumentParser) -> None:
         "access_log_rejects. Default: room for any line Apache writes under its default LimitRequestLine and "
         f"LimitRequestFieldSize ({config.APACHE_LIMIT_REQUEST}): 32K per text field of the "
         "LogFormat (Apache logs a byte as \\xhh, four bytes), at least "
-        f"{config.MIN_MAX_LINE_BYTES // 1024}K. Raise it if you raise those limits; replay and "
-        "drain need the value the logger had",
+        f"{config.MIN_MAX_LINE_BYTES // 1024}K. Raise it if you raise those limits; the logger writes "
+        "its value into its spool segments, which replay and drain then use",
     )
 
 

@@ -4,6 +4,7 @@ LogFormat, the writer's settings."""
 from __future__ import annotations
 
 import argparse
+from typing import Any, Callable
 
 from logpipe import config
 from logpipe.ingest.writer import WriterSettings
@@ -31,6 +32,19 @@ def check_format(log_format: str) -> None:
         compile_format(log_format)
     except FormatError as exc:
         raise UsageError(f"--format: {exc}") from None
+
+
+def segment_parsers(max_line_bytes: int | None) -> Callable[
+        [str, str | None, int | None], Any]:
+    """How the writer, replay and drain parse a segment: its header's format and source,
+    and the line cap the command was given, else the one its logger was given (in the
+    header too), else the format's default."""
+    from logpipe.parse import parser_marking_bots
+
+    def make(log_format: str, source: str | None, header_cap: int | None) -> Any:
+        return parser_marking_bots(log_format, source, max_line_bytes or header_cap)
+
+    return make
 
 
 def writer_settings(args: argparse.Namespace, dsn: str) -> WriterSettings:

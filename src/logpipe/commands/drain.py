@@ -8,17 +8,15 @@ logger itself.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import signal
 from pathlib import Path
-from typing import Any, Callable
 
-from logpipe.commands.common import dsn_of, writer_settings
+from logpipe.commands.common import dsn_of, segment_parsers, writer_settings
+from logpipe.ingest.segments import ParserFactory
 from logpipe.ingest.writer import Writer, WriterSettings
 from logpipe.messages import EXIT_FAILURE, EXIT_OK, say
 from logpipe.options import spool_dir_of
-from logpipe.parse import parser_marking_bots
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,14 +25,14 @@ def run(args: argparse.Namespace) -> int:
     if args.stop:
         return stop_drain_daemon(pidfile)
     logfile = args.logfile or spool_dir / "drain.log"
-    make_parser = functools.partial(parser_marking_bots, max_line_bytes=args.max_line_bytes)
+    make_parser = segment_parsers(args.max_line_bytes)
     return run_drain_daemon(writer_settings(args, dsn_of(args)), make_parser, pidfile,
                             logfile, args.foreground)
 
 
 def run_drain_daemon(
     settings: WriterSettings,
-    make_parser: Callable[[str, str | None], Any],
+    make_parser: ParserFactory,
     pidfile: Path,
     logfile: Path,
     foreground: bool,

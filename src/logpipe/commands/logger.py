@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         writer_args += ["--max-line-bytes", str(args.max_line_bytes)]
     return run_reader(
         spool_dir=spool_dir,
-        header=spool.make_header(args.format, source),
+        header=spool.make_header(args.format, source, args.max_line_bytes),
         segment_bytes=args.segment_size,
         spool_max=args.spool_max,
         supervisor=WriterSupervisor(writer_args, env),

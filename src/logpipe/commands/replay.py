@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import functools
-from typing import Any, Callable
 
-from logpipe.commands.common import dsn_of, writer_settings
+from logpipe.commands.common import dsn_of, segment_parsers, writer_settings
 from logpipe.ingest import spool
+from logpipe.ingest.segments import ParserFactory
 from logpipe.ingest.writer import Writer, WriterSettings
 from logpipe.messages import EXIT_OK, say
-from logpipe.parse import parser_marking_bots
 from logpipe.store import database as db
 
 
-def replay(settings: WriterSettings, make_parser: Callable[[str, str | None], Any]) -> int:
+def replay(settings: WriterSettings, make_parser: ParserFactory) -> int:
     if not settings.spool_dir.is_dir():
         say(f"no spool directory at {settings.spool_dir}; nothing to replay")
         return EXIT_OK
@@ -38,5 +36,5 @@ def replay(settings: WriterSettings, make_parser: Callable[[str, str | None], An
 
 
 def run(args: argparse.Namespace) -> int:
-    make_parser = functools.partial(parser_marking_bots, max_line_bytes=args.max_line_bytes)
+    make_parser = segment_parsers(args.max_line_bytes)
     return replay(writer_settings(args, dsn_of(args)), make_parser)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import sys
 
@@ -17,12 +16,11 @@ def run(args: argparse.Namespace) -> int:
     except OSError:
         pass
     try:
-        from logpipe.commands.common import dsn_of, writer_settings
+        from logpipe.commands.common import dsn_of, segment_parsers, writer_settings
         from logpipe.ingest.writer import Writer
-        from logpipe.parse import parser_marking_bots
 
         dsn = dsn_of(args)  # _writer has no --dsn: the reader passes it in $LOGPIPE_DSN
-        make_parser = functools.partial(parser_marking_bots, max_line_bytes=args.max_line_bytes)
+        make_parser = segment_parsers(args.max_line_bytes)
         writer = Writer(writer_settings(args, dsn), make_parser)
     except (ImportError, UsageError) as exc:
         say(f"writer: {exc}")

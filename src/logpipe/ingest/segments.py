@@ -20,13 +20,17 @@ class SegmentMeta:
     header_len: int
 
 
+# (format, source, the header's --max-line-bytes or None) -> parser; may raise FormatError
+ParserFactory = Callable[[str, str | None, int | None], Any]
+
+
 class SegmentCatalog:
     """Each segment's parser and header length, known once its header is read; one
-    parser per (format, source), shared by the segments that use it."""
+    parser per (format, source, line cap), shared by the segments that use it."""
 
-    def __init__(self, make_parser: Callable[[str, str | None], Any]) -> None:
-        self.make_parser = make_parser  # (format, source) -> parser; may raise FormatError
-        self._parsers: dict[tuple[str, str | None], Any] = {}
+    def __init__(self, make_parser: ParserFactory) -> None:
+        self.make_parser = make_parser
+        self._parsers: dict[tuple[str, str | None, int | None], Any] = {}
         self._segments: dict[str, SegmentMeta] = {}
         self._unreadable: set[str] = set()
         self._refused: set[str] = set()
@@ -57,10 +61,11 @@ class SegmentCatalog:
         info, header_len = header
         log_format = str(info.get("format") or "combined")
         source = info.get("source")
-        key = (log_format, source)
+        cap = info.get("max_line_bytes")
+        key = (log_format, source, cap if isinstance(cap, int) and cap > 0 else None)
         if key not in self._parsers:
             try:
-                self._parsers[key] = self.make_parser(log_format, source)
+                self._parsers[key] = self.make_parser(*key)
             except ValueError as exc:  # FormatError: a segment this version cannot read
                 if name not in self._unreadable:
                     self._unreadable.add(name)

@@ -33,13 +33,17 @@ _SEGMENT_READ_FLAGS = (
 )
 
 
-def make_header(log_format: str, source: str | None) -> bytes:
+def make_header(log_format: str, source: str | None,
+                max_line_bytes: int | None = None) -> bytes:
     """A segment's first line: how its lines are to be parsed and labelled.
 
     It lets `replay` and the drain daemon load any segment without being told
-    the format, and lets loggers with different formats share a spool.
+    the format (or a --max-line-bytes the logger was given), and lets loggers
+    with different formats share a spool.
     """
-    meta = {"format": log_format, "source": source}
+    meta: dict[str, object] = {"format": log_format, "source": source}
+    if max_line_bytes is not None:
+        meta["max_line_bytes"] = max_line_bytes
     return HEADER_MAGIC + json.dumps(meta, ensure_ascii=True).encode("ascii") + b"\n"
 
 

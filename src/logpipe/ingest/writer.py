@@ -16,7 +16,6 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
 
 import psycopg2
 import psycopg2.extensions
@@ -24,7 +23,7 @@ import psycopg2.extensions
 from logpipe.ingest import progress, spool
 from logpipe.ingest.folding import FoldPolicy
 from logpipe.ingest.link import DURABLE_COMMIT_SQL, DatabaseLink
-from logpipe.ingest.segments import SegmentCatalog, read_chunk
+from logpipe.ingest.segments import ParserFactory, SegmentCatalog, read_chunk
 from logpipe.messages import EXIT_FAILURE, EXIT_OK, first_line
 from logpipe.store.copy import CONNECTION_ERRORS, SetupError, load_lines
 
@@ -49,7 +48,7 @@ class Totals:
 class Writer:
     """Loads spool segments; `run()` until stopped, or `drain()` what is closed and return."""
 
-    def __init__(self, settings: WriterSettings, make_parser: Callable[[str, str | None], Any]):
+    def __init__(self, settings: WriterSettings, make_parser: ParserFactory):
         self.settings = settings
         self.catalog = SegmentCatalog(make_parser)
         self.link = DatabaseLink(settings.dsn, settings.spool_dir)
