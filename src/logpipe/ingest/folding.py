@@ -8,6 +8,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+import psycopg2
+
 from logpipe.messages import say
 from logpipe.store import database as db
 
@@ -50,8 +52,8 @@ class FoldPolicy:
             return
         try:
             db.fold_rollups(conn, timeout_ms=LAST_FOLD_MS)
-        except Exception:  # noqa: BLE001 - leaving: a lost connection changes nothing
-            return
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            return  # leaving anyway: a lost connection changes nothing
         self.unfolded = False
 
     def maybe_prepare_partitions(self, conn: Any) -> None:

@@ -198,46 +198,40 @@ def _record_versions(cur: psycopg2.extensions.cursor, before: int, target: int) 
 
 def prepare_partitions(conn: psycopg2.extensions.connection) -> str | None:
     """Create access_log's partitions ahead, and give old dates that landed in its
-    default partition (a backfill) partitions of their own (sql/005_partitions.sql), in
-    a transaction of its own. Returns None, or why it could not (e.g. a schema from
-    before partitions: `logpipe initdb` upgrades it; or no EXECUTE on the function).
-    A lost connection is raised, as by fold_rollups(); a statement the server cancelled
-    (statement_timeout) is a problem like any other: rows load meanwhile."""
+    default partition (a backfill) partitions of their own (sql/005_partitions.sql).
+    None, or why it could not (e.g. a schema from before partitions: `logpipe initdb`
+    upgrades it; or no EXECUTE on the function): see run_apart()."""
+    return run_apart(conn, "SELECT count(*) FROM logpipe_prepare_partitions()")
+
+
+def fold_rollups(conn: psycopg2.extensions.connection,
+                 timeout_ms: int | None = None) -> str | None:
+    """Move the pending report counts into the rollups (sql/020_reports.sql). None, or
+    why it could not (e.g. a schema from before the pending table: `logpipe initdb`
+    upgrades it; a read-only user; or it would take longer than `timeout_ms`: the
+    counts stay pending, nothing is lost): see run_apart()."""
+    return run_apart(conn, "SELECT logpipe_rollup_fold()", timeout_ms)
+
+
+def run_apart(conn: psycopg2.extensions.connection, statement: str,
+              timeout_ms: int | None = None) -> str | None:
+    """Run a maintenance statement in a transaction of its own, at most `timeout_ms`.
+
+    Returns None, or the first line of an error the server reported on a live
+    connection (a missing function, no privilege, the statement cancelled by a
+    timeout): rows load whatever happens here, so the caller says it and goes on. A
+    lost connection is raised: the caller has its own way of handling that."""
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM logpipe_prepare_partitions()")
+            if timeout_ms is not None:
+                cur.execute("SET LOCAL statement_timeout = %s", (timeout_ms,))
+            cur.execute(statement)
         conn.commit()
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
         if conn.closed or not getattr(exc, "pgcode", None):
             raise
         conn.rollback()
         return first_line(exc)
-    except psycopg2.Error as exc:
-        conn.rollback()
-        return first_line(exc)
-    return None
-
-
-def fold_rollups(conn: psycopg2.extensions.connection,
-                 timeout_ms: int | None = None) -> str | None:
-    """Move the pending report counts into the rollups (sql/020_reports.sql), in a
-    transaction of its own. Returns None, or why it could not (e.g. a schema from
-    before the pending table: `logpipe initdb` upgrades it; or a read-only user; or
-    it would take longer than `timeout_ms`: the counts stay pending, nothing is lost).
-    A lost connection is raised: the caller has its own way of handling that."""
-    import psycopg2.errors
-
-    try:
-        with conn.cursor() as cur:
-            if timeout_ms is not None:
-                cur.execute("SET LOCAL statement_timeout = %s", (timeout_ms,))
-            cur.execute("SELECT logpipe_rollup_fold()")
-        conn.commit()
-    except psycopg2.errors.QueryCanceled as exc:
-        conn.rollback()
-        return first_line(exc)
-    except (psycopg2.OperationalError, psycopg2.InterfaceError):
-        raise
     except psycopg2.Error as exc:
         conn.rollback()
         return first_line(exc)
