@@ -27,6 +27,24 @@ CACHE_CHARS = 8 * 1024 * 1024
 TIME_CACHE_LIMIT = 4_096
 
 
+class BoundedCache(dict):  # type: ignore[type-arg]
+    """A dict that empties itself rather than hold more than CACHE_LIMIT entries or
+    CACHE_CHARS characters of keys and values. Still a dict: the fast loop looks values
+    up with its own bound `get`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chars = 0
+
+    def put(self, key: object, value: object, size: int) -> None:
+        """Remember value under key; `size` is their length in characters."""
+        if len(self) >= CACHE_LIMIT or self.chars + size > CACHE_CHARS:
+            self.clear()
+            self.chars = 0
+        self[key] = value
+        self.chars += size
+
+
 class Reject(Exception):
     """This line cannot be loaded; str() is the reason."""
 
@@ -70,10 +88,8 @@ class RowBuilder:
         self.source = NULL if source is None else v.copy_text(source)
         self.classify_agent = classify_agent
         self.time_cache: dict[str, str] = {}
-        self.agent_cache: dict[str, tuple[str, str]] = {}
-        self.extra_cache: dict[tuple[str, ...], str] = {}
-        self._agent_chars = 0  # held by agent_cache
-        self._extra_chars = 0
+        self.agent_cache = BoundedCache()  # logged value -> (user_agent, is_bot)
+        self.extra_cache = BoundedCache()  # raw values -> the extra column
         self.date_cache: dict[str, str] = {}  # "10/Oct/2000" -> "2000-10-10 " (valid dates)
         self.extra_fields = [f for f in plan.fields if f.target == Target.EXTRA]
         self.agent_quoted = any(f.target == Target.AGENT and f.quoted for f in plan.fields)
@@ -132,12 +148,7 @@ class RowBuilder:
                     except Exception:  # noqa: BLE001 - a classifier bug must not lose the row
                         bot = NULL
                 result = (v.copy_text(ua), bot)
-            size = len(value) + len(result[0])
-            if len(self.agent_cache) >= CACHE_LIMIT or self._agent_chars + size > CACHE_CHARS:
-                self.agent_cache.clear()
-                self._agent_chars = 0
-            self.agent_cache[value] = result
-            self._agent_chars += size
+            self.agent_cache.put(value, result, len(value) + len(result[0]))
         return result
 
     def request(self, value: str) -> tuple[str, str, str, str, str]:
@@ -171,12 +182,7 @@ class RowBuilder:
         if trailing:
             extra["trailing"] = trailing
         text = self._json(extra) if extra else NULL
-        size = sum(map(len, raw)) + len(text)
-        if len(self.extra_cache) >= CACHE_LIMIT or self._extra_chars + size > CACHE_CHARS:
-            self.extra_cache.clear()
-            self._extra_chars = 0
-        self.extra_cache[raw] = text
-        self._extra_chars += size
+        self.extra_cache.put(raw, text, sum(map(len, raw)) + len(text))
         return text
 
     @staticmethod
