@@ -39,6 +39,9 @@ MAX_PENDING_TAIL = 1024 * 1024  # an unterminated line longer than this is writt
 # cut line cannot load as a row with a shortened value.
 CUT_MARK = b"\0 [logpipe: the rest of this line was lost: the spool could not grow]\n"
 _SPACE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+# splice cannot be used here at all (stdin is a file, or the spool's file system does
+# not support it): stop trying, rather than fail a system call before every read.
+_NO_SPLICE_ERRORS = {errno.EINVAL, errno.ESPIPE, errno.ENOSYS}
 # Read and write: the last byte is read back before rotating. Not O_APPEND, which
 # splice refuses; this appender is the segment's only writer.
 # O_EXCL: a name that exists, even as a symbolic link, is never opened.
@@ -147,9 +150,10 @@ class SpoolAppender:
         try:
             return self._splice(fd, size)
         except OSError as exc:
-            if exc.errno not in _SPACE_ERRORS:
-                self._can_splice = hasattr(os, "splice")  # not a pipe, or a file system without it
-            return None  # no room: read below, where it is dropped and counted
+            if exc.errno in _NO_SPLICE_ERRORS:
+                self._can_splice = False  # not a pipe, or a file system without it: read
+            return None  # no room, or the segment cannot be opened: read below, where
+            # what cannot be stored is dropped and counted
 
     def _splice(self, fd: int, size: int) -> int:
         self._ready_segment()
