@@ -9,8 +9,9 @@ in a throwaway database, dropped at the end. One batch of --lines combined lines
 load_lines() as the writer does, for three kinds of refusal:
   value     a CHECK on access_log refuses the row: the error names its COPY line
   trigger   a statement trigger RAISEs when the batch holds the row: no line named
-  conflict  %b of 2^63-1: fits the column, but the rollup trigger's sum over the
-            batch overflows bigint; each bad row passes alone, fails with others
+  conflict  %b of 2^62, and a statement trigger that refuses a batch whose bytes add
+            up to more (as a sum that overflows would): each bad row passes alone,
+            fails with others, and no line is named
 
 COPYs counts every COPY into access_log, rolled back or not, the clean first
 attempt included. Beside it: k log2(n), the bound's shape, and n, what trying
@@ -21,21 +22,21 @@ from __future__ import annotations
 
 import argparse
 import math
-import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import psycopg2
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent / "src"))
+sys.path.insert(0, str(BENCH))
+
+from run import ThrowawayDatabase
 
 from logpipe.parse import compile_format
 from logpipe.store.copy import load_lines
 
-ADMIN_DSN = "dbname=postgres"
 COUNT_COPIES_SQL = """
 CREATE SEQUENCE bench_copies;
 CREATE FUNCTION bench_count_copy() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -55,16 +56,17 @@ KINDS = {
         END $$;
         CREATE TRIGGER bench_refuse AFTER INSERT ON access_log REFERENCING NEW TABLE AS
             new_rows FOR EACH STATEMENT EXECUTE FUNCTION bench_refuse();""",
-    "conflict": "",
+    "conflict": """
+        CREATE FUNCTION bench_refuse_sum() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF (SELECT sum(bytes) FROM new_rows) > 4611686018427387904 THEN
+                RAISE EXCEPTION 'bytes add up to more than 2^62';
+            END IF;
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER bench_refuse_sum AFTER INSERT ON access_log REFERENCING NEW TABLE
+            AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION bench_refuse_sum();""",
 }
-
-
-def admin(sql: str) -> None:
-    conn = psycopg2.connect(ADMIN_DSN)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql)
-    conn.close()
 
 
 def batch(lines: int, bad: int, kind: str) -> bytes:
@@ -74,7 +76,7 @@ def batch(lines: int, bad: int, kind: str) -> bytes:
     for i in range(lines):
         path, size = f"/page/{i}", i % 5000
         if i in bad_lines:
-            path, size = ("/bad", size) if kind != "conflict" else (path, 2**63 - 1)
+            path, size = ("/bad", size) if kind != "conflict" else (path, 2**62)
         stamp = f"10/Oct/2024:13:{i // 60 % 60:02d}:{i % 60:02d} +0000"
         out.append(f'192.0.2.{i % 250 + 1} - - [{stamp}] "GET {path} HTTP/1.1" 200 {size} '
                    f'"-" "agent/{i % 11}"\n')
@@ -82,13 +84,9 @@ def batch(lines: int, bad: int, kind: str) -> bytes:
 
 
 def run_case(lines: int, bad: int, kind: str) -> tuple[int, int, int, float]:
-    name = f"logpipe_bench_{uuid.uuid4().hex[:10]}"
-    admin(f"CREATE DATABASE {name}")
+    db = ThrowawayDatabase()  # created, with logpipe's schema
     try:
-        dsn = f"dbname={name}"
-        subprocess.run([sys.executable, "-m", "logpipe", "initdb", "--dsn", dsn],
-                       check=True, capture_output=True)
-        conn = psycopg2.connect(dsn)
+        conn = psycopg2.connect(db.dsn)
         with conn.cursor() as cur:
             cur.execute(COUNT_COPIES_SQL + KINDS[kind])
         conn.commit()
@@ -104,7 +102,7 @@ def run_case(lines: int, bad: int, kind: str) -> tuple[int, int, int, float]:
         conn.close()
         return rows, rejects, copies, took
     finally:
-        admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        db.drop()
 
 
 def main() -> int:
