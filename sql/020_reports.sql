@@ -51,12 +51,36 @@ $$;
 -- A value as a rollup key: itself, or, when longer than `max_bytes` (a hostile client's
 -- 8 KB path or referer), its first max_bytes / 4 characters, so that every key fits a
 -- btree entry (2,704 bytes at most) whatever the bytes; one such value in a fold would
--- otherwise fail every fold after it. Per-row bytes are likewise capped at 10^15 (no
--- response is a petabyte) so that a corrupt value cannot overflow the sums.
+-- otherwise fail every fold after it.
 CREATE OR REPLACE FUNCTION logpipe_key(value text, max_bytes integer) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN octet_length(value) <= max_bytes THEN value
                 ELSE left(value, max_bytes / 4) END
+$$;
+
+-- A row's keys and bytes as every rollup counts them: the pending counts here, and
+-- `logpipe report pages` for the partial days it reads from access_log (their pages
+-- must meet the rollup's). Keys within 200 + 2,000 + 1,200 bytes: a hot path's referer
+-- entry fits a btree entry. A row's bytes are capped at 10^15 (no response is a
+-- petabyte), so that a corrupt value cannot overflow the sums.
+CREATE OR REPLACE FUNCTION logpipe_rollup_vhost(vhost text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT logpipe_key(coalesce(vhost, ''), 200)
+$$;
+
+CREATE OR REPLACE FUNCTION logpipe_rollup_path(path text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT logpipe_key(coalesce(path, ''), 2000)
+$$;
+
+CREATE OR REPLACE FUNCTION logpipe_rollup_referer(referer text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT logpipe_key(referer, 1200)
+$$;
+
+CREATE OR REPLACE FUNCTION logpipe_rollup_bytes(bytes bigint, bytes_out bigint) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT least(coalesce(bytes, bytes_out, 0), 1000000000000000)
 $$;
 
 -- -- Rollups ---------------------------------------------------------------------------
@@ -182,12 +206,12 @@ CREATE OR REPLACE FUNCTION logpipe_pending_statement(source text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $fn$
     SELECT format($sql$
     WITH t AS MATERIALIZED (
-        SELECT s.time, logpipe_key(coalesce(s.vhost, ''), 200) AS vhost,
-               logpipe_key(coalesce(s.path, ''), 2000) AS path,
+        SELECT s.time, logpipe_rollup_vhost(s.vhost) AS vhost,
+               logpipe_rollup_path(s.path) AS path,
                coalesce(s.status, 0) AS status,
                coalesce(s.is_bot, s.user_agent IS NULL) AS bot, s.sign,
-               s.sign * least(coalesce(s.bytes, s.bytes_out, 0), 1000000000000000) AS bytes,
-               logpipe_key(s.referer, 1200) AS referer
+               s.sign * logpipe_rollup_bytes(s.bytes, s.bytes_out) AS bytes,
+               logpipe_rollup_referer(s.referer) AS referer
           FROM (%s) s
     ), referers AS (
         INSERT INTO logpipe_pending_referers (path, vhost, referer, hits, bot_hits)
@@ -314,7 +338,7 @@ BEGIN
         RETURNING path
     )
     INSERT INTO logpipe_path_referers (path, vhost, referer, hits, bot_hits)
-    SELECT a.path, logpipe_key(coalesce(a.vhost, ''), 200), logpipe_key(a.referer, 1200),
+    SELECT a.path, logpipe_rollup_vhost(a.vhost), logpipe_rollup_referer(a.referer),
            count(*),
            count(*) FILTER (WHERE coalesce(a.is_bot, a.user_agent IS NULL))
       FROM new_hot n

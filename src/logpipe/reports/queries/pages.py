@@ -119,11 +119,11 @@ def _days_inside_outside(days: RollupRange, lo: dt.date | None,
     return inside, (end - first).days - inside
 
 
-# A row's page as the rollups key it (logpipe_key, sql/020_reports.sql), so that the
-# partial days read from access_log meet the rollup's whole days on the same page.
-ROLLUP_VHOST = "logpipe_key(coalesce(a.vhost, ''), 200)"
-ROLLUP_PATH = "logpipe_key(coalesce(a.path, ''), 2000)"
-ROLLUP_BYTES = "least(coalesce(a.bytes, a.bytes_out), 1000000000000000)"
+# A row's page as the rollups key it (sql/020_reports.sql), so that the partial days
+# read from access_log meet the rollup's whole days on the same page.
+ROLLUP_VHOST = "logpipe_rollup_vhost(a.vhost)"
+ROLLUP_PATH = "logpipe_rollup_path(a.path)"
+ROLLUP_BYTES = "logpipe_rollup_bytes(a.bytes, a.bytes_out)"
 
 
 def _raw_part(f: Filters, params: dict[str, Any],
