@@ -47,6 +47,20 @@ CREATE TABLE IF NOT EXISTS access_log (
 -- them into partitions of their own.
 CREATE TABLE IF NOT EXISTS access_log_default PARTITION OF access_log DEFAULT;
 
+-- Columns added after the first release come last, in fresh and upgraded databases
+-- alike (ALTER TABLE only when missing: it takes ACCESS EXCLUSIVE even with IF NOT EXISTS).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_attribute
+                   WHERE attrelid = 'access_log'::regclass AND attname = 'country'
+                     AND NOT attisdropped) THEN
+        -- ISO 3166-1 alpha-2 of remote_host, looked up offline at load time; NULL for
+        -- private, loopback and unknown addresses.
+        ALTER TABLE access_log ADD COLUMN country text;
+    END IF;
+END
+$$;
+
 -- Rows arrive roughly in time order, so a BRIN index is tiny and cheap to keep.
 DO $$
 BEGIN
