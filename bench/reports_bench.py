@@ -79,11 +79,13 @@ SELECT now() - %(span)s::interval + %(span)s::interval * (i::float8 / %(total)s)
                  '/section' || (rp %% 20) || '/page-' || rp || '.html' END
             WHEN re = 1 THEN 'https://www.google.com/'
             ELSE 'https://site' || re || '.example.net/' || (re %% 7) END AS referer,
-       CASE WHEN b THEN (%(bots)s::text[])[1 + (random() * 7)::int]
-            ELSE (%(humans)s::text[])[1 + (random() * 39)::int] END AS user_agent,
+       -- one agent per client (and one as a bot), so that clients are visitors
+       CASE WHEN b THEN (%(bots)s::text[])[1 + h %% 8]
+            ELSE (%(humans)s::text[])[1 + h %% 40] END AS user_agent,
        (random() * 200000)::bigint AS duration_us,
        NULL::bigint AS bytes_in, NULL::bigint AS bytes_out,
-       b AS is_bot, NULL::text AS request, NULL::jsonb AS extra, 'bench' AS source
+       b AS is_bot, NULL::text AS request, NULL::jsonb AS extra, 'bench' AS source,
+       (ARRAY['US', 'DE', 'FR', 'GB', 'CN', 'BR', 'IN', 'JP', NULL])[1 + h %% 9] AS country
   FROM (SELECT i,
                CASE WHEN random() < 0.7 THEN 'www.example.com' ELSE 'shop.example.com' END
                    AS vhost,
@@ -174,6 +176,16 @@ def bench(dsn: str, args: argparse.Namespace) -> int:
         cur.execute("VACUUM ANALYZE logpipe_rollup_daily")
         cur.execute("VACUUM ANALYZE logpipe_pages")
         cur.execute("VACUUM ANALYZE logpipe_rollup_quarter")
+        # the visitor reports' daily summaries, made once per day (`logpipe report`
+        # makes those it lacks as it runs; here ahead, timed apart)
+        t0 = time.perf_counter()
+        cur.execute("SET work_mem = '64MB'")
+        cur.execute("SELECT logpipe_visits_refresh()")
+        summarized = cur.fetchone()[0]
+        print(f"visit summaries of {summarized} days made in "
+              f"{time.perf_counter() - t0:.1f} s")
+        cur.execute("VACUUM ANALYZE logpipe_visit_daily, logpipe_visit_hourly,"
+                    " logpipe_visit_countries, logpipe_visit_channels, logpipe_visit_days")
         # access_log and its index are partitioned: their sizes are their partitions'
         cur.execute("SELECT pg_size_pretty((SELECT sum(pg_relation_size(relid))"
                     " FROM pg_partition_tree('access_log'))),"
@@ -208,6 +220,16 @@ def bench(dsn: str, args: argparse.Namespace) -> int:
 
         return go
 
+    def run_all(since: str) -> Callable[[], Any]:  # pages --all
+        spec = parse_time(since)
+
+        def go() -> Any:
+            f = Filters(limit=REPORTS["pages"].default_limit)
+            f.since, f.until = resolve_times(cur, spec, None)
+            return run_report(cur, "pages", f, everything=True)[1]
+
+        return go
+
     def plain_pages() -> Any:  # what `pages --since 30d` costs without the rollup
         cur.execute("SELECT vhost, path, count(*) AS hits FROM access_log"
                     " WHERE status < 400 AND time >= now() - interval '30 days'"
@@ -227,31 +249,58 @@ def bench(dsn: str, args: argparse.Namespace) -> int:
         cur.execute(sql, params)
         return cur.fetchall()
 
+    def full_scan() -> Any:  # what every ratio below compares with
+        cur.execute("SELECT count(*), sum(bytes) FROM access_log")
+        return cur.fetchall()
+
+    cases.insert(0, ("full scan of access_log (count, sum of bytes)", "", full_scan))
     cases += [
+        (f"referers --path {top} --since 30d", "<= 0.05 of the scan",
+         run("referers", "30d", path=top)),
         (f"referers --path {top} --since 7d --humans", "", run("referers", "7d", path=top,
                                                                bots=False)),
-        ("pages --since 30d", "<= 1 s", run("pages", "30d")),
+        ("pages --since 30d", "<= 0.05 of the scan", run("pages", "30d")),
         ("pages --since 30d, plain aggregation (no rollup)", "", plain_pages),
         ("pages --since 7d --humans", "", run("pages", "7d", bots=False)),
         ("pages --since 36h", "", run("pages", "36h")),
         ("pages (all time)", "", run("pages")),
-        ("traffic --since 30d", "", run("traffic", "30d")),
+        ("pages --all --since 30d (every request served, as pages counted before)", "",
+         run_all("30d")),
+        ("static --since 30d", "", run("static", "30d")),
+        ("tree --since 30d", "", run("tree", "30d")),
+        ("traffic --since 30d", "<= 0.05 of the scan", run("traffic", "30d")),
         ("traffic --since 30d, from access_log (no rollup)", "", raw_traffic),
         ("traffic --since 30d --by hour --bots", "", run("traffic", "30d", by="hour", bots=True)),
-        ("status --since 30d", "", run("status", "30d")),
+        ("status --since 30d", "<= 0.05 of the scan", run("status", "30d")),
         ("status --since 30d --path P (rank 10: no rollup)", "",
          run("status", "30d", path=by_rank[9][0])),
         ("broken-links --since 30d", "", run("broken-links", "30d")),
         ("offenders --since 30d", "", run("offenders", "30d")),
         ("agents --since 30d", "", run("agents", "30d")),
         ("agents --since 1d", "", run("agents", "1d")),
+        ("visitors --since 30d", "<= 1 s", run("visitors", "30d")),
+        ("visitors --since 30d --by hour --humans", "", run("visitors", "30d", by="hour",
+                                                             bots=False)),
+        ("visitors --since 7d", "", run("visitors", "7d")),
+        ("countries --since 30d", "<= 300 ms", run("countries", "30d")),
+        ("channels --since 30d", "<= 1 s", run("channels", "30d")),
+        ("visitors --since 1d (from access_log: today and yesterday's end)", "",
+         run("visitors", "1d")),
     ]
     print(f"| report ({args.rows:,} rows, warm cache, median of {args.repeat}) "
-          "| target | ms | rows |")
-    print("|---|---|---:|---:|")
+          "| target | ms | of the scan | rows |")
+    print("|---|---|---:|---:|---:|")
+    scan_ms = None
     for label, target, fn in cases:
         ms, rows = timed(fn, args.repeat)
-        print(f"| {label} | {target} | {ms:,.0f} | {len(rows)} |", flush=True)
+        scan_ms = scan_ms or ms  # the first case is the full scan
+        print(f"| {label} | {target} | {ms:,.0f} | {ms / scan_ms:.3f} | {len(rows)} |",
+              flush=True)
+    # what visitors costs without its summaries (--source reads access_log alone): once
+    t0 = time.perf_counter()
+    run("visitors", "30d", sources=("bench",))()
+    print(f"\nvisitors --since 30d --source bench (from access_log, no summaries; one run): "
+          f"{(time.perf_counter() - t0) * 1000:,.0f} ms")
     cur.close()
     conn.set_session(readonly=False, autocommit=True)
 

@@ -83,9 +83,61 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT least(coalesce(bytes, bytes_out, 0), 1000000000000000)
 $$;
 
+-- -- Pages and assets --------------------------------------------------------------
+--
+-- `logpipe report pages` and report_pages count page views: requests served (status
+-- below 400) whose method fetches a page, GET or POST, for paths that are not static
+-- assets. HEAD (link checkers, monitors), OPTIONS (CORS preflights) and WebDAV's
+-- PROPFIND fetch no page. A row without a method (a LogFormat with neither %r nor %m)
+-- counts as a view: nothing says otherwise.
+CREATE OR REPLACE FUNCTION logpipe_is_view(method text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT method IS NULL OR method IN ('GET', 'POST')
+$$;
+
+-- A path as the page reports name it: a run of '/' is one ('//about' is '/about'), as
+-- browsers and Apache treat it. strpos first: most paths have no '//' and skip the regex.
+CREATE OR REPLACE FUNCTION logpipe_page_path(path text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN strpos(path, '//') > 0 THEN regexp_replace(path, '/{2,}', '/', 'g')
+                ELSE path END
+$$;
+
+-- Static assets: a path is one when its lower-case form is LIKE one of these patterns.
+-- Read when a report runs (once per distinct path), so a pattern added here counts at
+-- the next report, for past requests too; nothing is rebuilt. Seeded with the defaults
+-- when the table is created, never again: a default an operator deletes stays deleted.
+--   INSERT INTO logpipe_asset_patterns VALUES ('%.pdf', 'documents');
+--   INSERT INTO logpipe_asset_patterns VALUES ('/static/%', 'everything under /static/');
+--   DELETE FROM logpipe_asset_patterns WHERE pattern = '%.xml';  -- feeds count as pages
+DO $$
+BEGIN
+    IF to_regclass('logpipe_asset_patterns') IS NULL THEN
+        CREATE TABLE logpipe_asset_patterns (
+            pattern text PRIMARY KEY CHECK (pattern = lower(pattern)),  -- LIKE, on lower(path)
+            kind    text                                                -- what it matches
+        );
+        INSERT INTO logpipe_asset_patterns (pattern, kind) VALUES
+            ('%.css', 'stylesheet'),
+            ('%.js', 'script'), ('%.mjs', 'script'),
+            ('%.map', 'source map'),
+            ('%.png', 'image'), ('%.jpg', 'image'), ('%.jpeg', 'image'), ('%.gif', 'image'),
+            ('%.webp', 'image'), ('%.avif', 'image'), ('%.svg', 'image'), ('%.bmp', 'image'),
+            ('%.tif', 'image'), ('%.tiff', 'image'),
+            ('%.ico', 'favicon'),
+            ('%.woff', 'font'), ('%.woff2', 'font'), ('%.ttf', 'font'), ('%.otf', 'font'),
+            ('%.eot', 'font'),
+            ('%.xml', 'feed or sitemap'), ('%.rss', 'feed'), ('%.atom', 'feed'),
+            ('%.webmanifest', 'web app manifest'),
+            ('/robots.txt', 'robots.txt');
+    END IF;
+END
+$$;
+
 -- -- Rollups ---------------------------------------------------------------------------
 --
--- For `pages`: requests served (status < 400) per page, all-time totals in
+-- For `pages`, `static` and `tree`: requests served (status < 400) per path (and of
+-- them the page views, see logpipe_is_view), all-time totals in
 -- logpipe_pages and per UTC day in logpipe_rollup_daily. `logpipe report pages
 -- --since 30d` adds up whole days of the rollup (or subtracts the days outside the
 -- window from the totals, when that is less work) and reads access_log only for the
@@ -117,7 +169,13 @@ CREATE TABLE IF NOT EXISTS logpipe_pages (
     bot_hits  bigint  NOT NULL DEFAULT 0,   -- of which bots (see the top of this file)
     bytes     bigint  NOT NULL DEFAULT 0,   -- sum of bytes (%b), else bytes_out (%O)
     bot_bytes bigint  NOT NULL DEFAULT 0,
-    UNIQUE (vhost, path)
+    UNIQUE (vhost, path),
+    -- of which views (logpipe_is_view: GET or POST), and their bytes; a database
+    -- older than these columns gets them at the end (below)
+    views          bigint NOT NULL DEFAULT 0,
+    bot_views      bigint NOT NULL DEFAULT 0,
+    view_bytes     bigint NOT NULL DEFAULT 0,
+    bot_view_bytes bigint NOT NULL DEFAULT 0
 ) WITH (fillfactor = 80);  -- room for HOT updates of the counters
 
 CREATE TABLE IF NOT EXISTS logpipe_rollup_daily (
@@ -127,7 +185,13 @@ CREATE TABLE IF NOT EXISTS logpipe_rollup_daily (
     bot_hits  bigint  NOT NULL,
     bytes     bigint  NOT NULL,
     bot_bytes bigint  NOT NULL,
-    PRIMARY KEY (day, page_id)
+    PRIMARY KEY (day, page_id),
+    -- views as in logpipe_pages; NULL on days counted before logpipe counted views
+    -- (kept only here once pruned): the reports read hits there
+    views          bigint,
+    bot_views      bigint,
+    view_bytes     bigint,
+    bot_view_bytes bigint
 ) WITH (fillfactor = 80);
 
 CREATE TABLE IF NOT EXISTS logpipe_rollup_quarter (
@@ -157,7 +221,11 @@ CREATE TABLE IF NOT EXISTS logpipe_pending_pages (
     hits      bigint NOT NULL,
     bot_hits  bigint NOT NULL,
     bytes     bigint NOT NULL,
-    bot_bytes bigint NOT NULL
+    bot_bytes bigint NOT NULL,
+    views          bigint NOT NULL DEFAULT 0,
+    bot_views      bigint NOT NULL DEFAULT 0,
+    view_bytes     bigint NOT NULL DEFAULT 0,
+    bot_view_bytes bigint NOT NULL DEFAULT 0
 );
 
 CREATE TABLE IF NOT EXISTS logpipe_pending_quarters (
@@ -168,6 +236,32 @@ CREATE TABLE IF NOT EXISTS logpipe_pending_quarters (
     hits    bigint      NOT NULL,
     bytes   bigint      NOT NULL
 );
+
+-- The views columns, added to the page rollups of a database made before them: at the
+-- end, only when missing. access_log is locked first, as the rebuild below does, so
+-- that a logger's trigger waiting on a table altered here cannot deadlock with us. The
+-- daily rollup's days get NULL views (unknown), until the rebuild below counts every
+-- day access_log still holds.
+DO $$
+DECLARE
+    t record;
+    c text;
+BEGIN
+    FOR t IN SELECT * FROM (VALUES ('logpipe_pages', ' NOT NULL DEFAULT 0'),
+                                   ('logpipe_rollup_daily', ''),
+                                   ('logpipe_pending_pages', ' NOT NULL DEFAULT 0')) AS v (name, how)
+    LOOP
+        FOREACH c IN ARRAY ARRAY['views', 'bot_views', 'view_bytes', 'bot_view_bytes'] LOOP
+            IF NOT EXISTS (SELECT FROM pg_attribute
+                            WHERE attrelid = t.name::regclass AND attname = c
+                              AND NOT attisdropped) THEN
+                LOCK TABLE access_log IN SHARE ROW EXCLUSIVE MODE;
+                EXECUTE format('ALTER TABLE %I ADD COLUMN %I bigint%s', t.name, c, t.how);
+            END IF;
+        END LOOP;
+    END LOOP;
+END
+$$;
 
 
 -- For `referers --path P` on the most requested paths. The report index answers it by
@@ -190,13 +284,48 @@ CREATE TABLE IF NOT EXISTS logpipe_path_referers (
     PRIMARY KEY (path, vhost, referer)
 ) WITH (fillfactor = 80);
 
+-- The same per hour (logpipe_hour), for windows: `referers --path P --since 30d` adds
+-- up the whole hours of the window, or takes the hours outside it from the all-time
+-- counts when those are fewer, and reads access_log only for the partial hour at
+-- either end.
+CREATE TABLE IF NOT EXISTS logpipe_path_referers_hourly (
+    path     text        NOT NULL,
+    hour     timestamptz NOT NULL,
+    vhost    text        NOT NULL,
+    referer  text        NOT NULL,
+    hits     bigint      NOT NULL,
+    bot_hits bigint      NOT NULL,
+    PRIMARY KEY (path, hour, vhost, referer)
+) WITH (fillfactor = 80);
+
 CREATE TABLE IF NOT EXISTS logpipe_pending_referers (
     path     text   NOT NULL,
     vhost    text   NOT NULL,
     referer  text   NOT NULL,
     hits     bigint NOT NULL,
-    bot_hits bigint NOT NULL
+    bot_hits bigint NOT NULL,
+    hour     timestamptz NOT NULL
 );
+
+-- Pending counts per hour since rollup v5 (the hourly table). Older ones have no hour:
+-- they go, with the hot paths, whose counts the rebuild below recounts from access_log
+-- (the next fold promotes them again).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_attribute
+                    WHERE attrelid = 'logpipe_pending_referers'::regclass
+                      AND attname = 'hour' AND NOT attisdropped) THEN
+        TRUNCATE logpipe_hot_paths, logpipe_path_referers, logpipe_pending_referers;
+        ALTER TABLE logpipe_pending_referers ADD COLUMN hour timestamptz NOT NULL;
+    END IF;
+END
+$$;
+
+-- The hour a time falls in, the same in every time zone (date_trunc would use the
+-- session's).
+CREATE OR REPLACE FUNCTION logpipe_hour(t timestamptz) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN date_bin('1 hour', t, timestamptz 'epoch');
 
 -- The statement that adds the rows of `source` (access_log rows plus a `sign`
 -- column: 1 to add, -1 to take away) to the pending counts. The triggers EXECUTE it
@@ -211,20 +340,26 @@ LANGUAGE sql IMMUTABLE AS $fn$
                coalesce(s.status, 0) AS status,
                coalesce(s.is_bot, s.user_agent IS NULL) AS bot, s.sign,
                s.sign * logpipe_rollup_bytes(s.bytes, s.bytes_out) AS bytes,
-               logpipe_rollup_referer(s.referer) AS referer
+               logpipe_rollup_referer(s.referer) AS referer,
+               logpipe_is_view(s.method) AS view
           FROM (%s) s
     ), referers AS (
-        INSERT INTO logpipe_pending_referers (path, vhost, referer, hits, bot_hits)
+        INSERT INTO logpipe_pending_referers (path, vhost, referer, hits, bot_hits, hour)
         SELECT t.path, t.vhost, t.referer, sum(t.sign),
-               coalesce(sum(t.sign) FILTER (WHERE t.bot), 0)
+               coalesce(sum(t.sign) FILTER (WHERE t.bot), 0), logpipe_hour(t.time)
           FROM t JOIN logpipe_hot_paths h ON h.path = t.path
          WHERE t.referer <> ''
-         GROUP BY 1, 2, 3
+         GROUP BY 1, 2, 3, 6
     ), pages AS (
-        INSERT INTO logpipe_pending_pages (day, vhost, path, hits, bot_hits, bytes, bot_bytes)
+        INSERT INTO logpipe_pending_pages (day, vhost, path, hits, bot_hits, bytes, bot_bytes,
+                                           views, bot_views, view_bytes, bot_view_bytes)
         SELECT (time AT TIME ZONE 'UTC')::date, vhost, path, sum(sign),
                coalesce(sum(sign) FILTER (WHERE bot), 0), sum(bytes),
-               coalesce(sum(bytes) FILTER (WHERE bot), 0)
+               coalesce(sum(bytes) FILTER (WHERE bot), 0),
+               coalesce(sum(sign) FILTER (WHERE view), 0),
+               coalesce(sum(sign) FILTER (WHERE view AND bot), 0),
+               coalesce(sum(bytes) FILTER (WHERE view), 0),
+               coalesce(sum(bytes) FILTER (WHERE view AND bot), 0)
           FROM t
          WHERE status BETWEEN 1 AND 399  -- served; 0 stands for a NULL status
          GROUP BY 1, 2, 3
@@ -260,7 +395,9 @@ BEGIN
         DELETE FROM logpipe_pending_pages RETURNING *
     ), d AS (
         SELECT day, vhost, path, sum(hits) AS hits, sum(bot_hits) AS bot_hits,
-               sum(bytes) AS bytes, sum(bot_bytes) AS bot_bytes
+               sum(bytes) AS bytes, sum(bot_bytes) AS bot_bytes, sum(views) AS views,
+               sum(bot_views) AS bot_views, sum(view_bytes) AS view_bytes,
+               sum(bot_view_bytes) AS bot_view_bytes
           FROM pp GROUP BY 1, 2, 3
     ), quarters AS (
         INSERT INTO logpipe_rollup_quarter AS q (quarter, vhost, status, bot, hits, bytes)
@@ -269,21 +406,32 @@ BEGIN
         ON CONFLICT (quarter, vhost, status, bot) DO UPDATE
            SET hits = q.hits + excluded.hits, bytes = q.bytes + excluded.bytes
     ), pages AS (
-        INSERT INTO logpipe_pages AS p (vhost, path, hits, bot_hits, bytes, bot_bytes)
-        SELECT vhost, path, sum(hits), sum(bot_hits), sum(bytes), sum(bot_bytes)
+        INSERT INTO logpipe_pages AS p (vhost, path, hits, bot_hits, bytes, bot_bytes,
+                                        views, bot_views, view_bytes, bot_view_bytes)
+        SELECT vhost, path, sum(hits), sum(bot_hits), sum(bytes), sum(bot_bytes),
+               sum(views), sum(bot_views), sum(view_bytes), sum(bot_view_bytes)
           FROM d GROUP BY vhost, path ORDER BY vhost, path
         ON CONFLICT (vhost, path) DO UPDATE
            SET hits = p.hits + excluded.hits, bot_hits = p.bot_hits + excluded.bot_hits,
-               bytes = p.bytes + excluded.bytes, bot_bytes = p.bot_bytes + excluded.bot_bytes
+               bytes = p.bytes + excluded.bytes, bot_bytes = p.bot_bytes + excluded.bot_bytes,
+               views = p.views + excluded.views, bot_views = p.bot_views + excluded.bot_views,
+               view_bytes = p.view_bytes + excluded.view_bytes,
+               bot_view_bytes = p.bot_view_bytes + excluded.bot_view_bytes
         RETURNING p.id, p.vhost, p.path, p.hits
     ), daily AS (
-        INSERT INTO logpipe_rollup_daily AS r (day, page_id, hits, bot_hits, bytes, bot_bytes)
-        SELECT d.day, pages.id, d.hits, d.bot_hits, d.bytes, d.bot_bytes
+        INSERT INTO logpipe_rollup_daily AS r (day, page_id, hits, bot_hits, bytes, bot_bytes,
+                                               views, bot_views, view_bytes, bot_view_bytes)
+        SELECT d.day, pages.id, d.hits, d.bot_hits, d.bytes, d.bot_bytes,
+               d.views, d.bot_views, d.view_bytes, d.bot_view_bytes
           FROM d JOIN pages ON pages.vhost = d.vhost AND pages.path = d.path
          ORDER BY 1, 2
-        ON CONFLICT (day, page_id) DO UPDATE
+        ON CONFLICT (day, page_id) DO UPDATE  -- unknown views (NULL) read as hits
            SET hits = r.hits + excluded.hits, bot_hits = r.bot_hits + excluded.bot_hits,
-               bytes = r.bytes + excluded.bytes, bot_bytes = r.bot_bytes + excluded.bot_bytes
+               bytes = r.bytes + excluded.bytes, bot_bytes = r.bot_bytes + excluded.bot_bytes,
+               views = coalesce(r.views, r.hits) + excluded.views,
+               bot_views = coalesce(r.bot_views, r.bot_hits) + excluded.bot_views,
+               view_bytes = coalesce(r.view_bytes, r.bytes) + excluded.view_bytes,
+               bot_view_bytes = coalesce(r.bot_view_bytes, r.bot_bytes) + excluded.bot_view_bytes
     )
     SELECT (SELECT count(*) FROM pq) + (SELECT count(*) FROM pp),
            coalesce((SELECT bool_or(hits < 0) FROM pq), false),
@@ -292,6 +440,14 @@ BEGIN
       INTO folded, subtracted, hot;
     WITH pr AS MATERIALIZED (
         DELETE FROM logpipe_pending_referers RETURNING *
+    )
+    , hourly AS (
+        INSERT INTO logpipe_path_referers_hourly AS r (path, hour, vhost, referer, hits,
+                                                       bot_hits)
+        SELECT path, hour, vhost, referer, sum(hits), sum(bot_hits)
+          FROM pr GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (path, hour, vhost, referer) DO UPDATE
+           SET hits = r.hits + excluded.hits, bot_hits = r.bot_hits + excluded.bot_hits
     )
     INSERT INTO logpipe_path_referers AS r (path, vhost, referer, hits, bot_hits)
     SELECT path, vhost, referer, sum(hits), sum(bot_hits)
@@ -302,6 +458,7 @@ BEGIN
         DELETE FROM logpipe_rollup_daily WHERE hits <= 0;
         DELETE FROM logpipe_rollup_quarter WHERE hits <= 0;
         DELETE FROM logpipe_path_referers WHERE hits <= 0;
+        DELETE FROM logpipe_path_referers_hourly WHERE hits <= 0;
     END IF;
     IF EXISTS (SELECT FROM unnest(hot) AS n(path)
                 WHERE n.path NOT IN (SELECT path FROM logpipe_hot_paths)) THEN
@@ -336,24 +493,29 @@ BEGIN
         SELECT DISTINCT n.path FROM unnest(paths) AS n(path)
         ON CONFLICT (path) DO NOTHING
         RETURNING path
-    )
-    INSERT INTO logpipe_path_referers (path, vhost, referer, hits, bot_hits)
+    ), hourly AS (
+    INSERT INTO logpipe_path_referers_hourly (path, vhost, referer, hits, bot_hits, hour)
     SELECT a.path, logpipe_rollup_vhost(a.vhost), logpipe_rollup_referer(a.referer),
            count(*),
-           count(*) FILTER (WHERE coalesce(a.is_bot, a.user_agent IS NULL))
+           count(*) FILTER (WHERE coalesce(a.is_bot, a.user_agent IS NULL)),
+           logpipe_hour(a.time)
       FROM new_hot n
      CROSS JOIN LATERAL (  -- through both report indexes (010_indexes.sql)
-        SELECT n.path, r.vhost, r.referer, r.is_bot, r.user_agent FROM access_log r
+        SELECT n.path, r.vhost, r.referer, r.is_bot, r.user_agent, r.time FROM access_log r
          WHERE r.path = n.path AND r.referer IS NOT NULL AND r.referer <> ''
            AND octet_length(coalesce(r.path, '')) + octet_length(coalesce(r.vhost, ''))
                + octet_length(r.referer) <= 2400
         UNION ALL
-        SELECT n.path, r.vhost, r.referer, r.is_bot, r.user_agent FROM access_log r
+        SELECT n.path, r.vhost, r.referer, r.is_bot, r.user_agent, r.time FROM access_log r
          WHERE r.path = n.path AND left(r.path, 500) = left(n.path, 500)
            AND r.referer IS NOT NULL AND r.referer <> ''
            AND octet_length(coalesce(r.path, '')) + octet_length(coalesce(r.vhost, ''))
                + octet_length(r.referer) > 2400) a
-     GROUP BY 1, 2, 3;
+     GROUP BY 1, 2, 3, 6
+    RETURNING path, vhost, referer, hits, bot_hits
+    )
+    INSERT INTO logpipe_path_referers (path, vhost, referer, hits, bot_hits)
+    SELECT path, vhost, referer, sum(hits), sum(bot_hits) FROM hourly GROUP BY 1, 2, 3;
 END
 $$;
 
@@ -402,8 +564,11 @@ CREATE OR REPLACE FUNCTION logpipe_rollup_truncate() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER AS $$
 BEGIN
     TRUNCATE logpipe_rollup_daily, logpipe_rollup_quarter, logpipe_pending_pages,
-             logpipe_pending_quarters, logpipe_path_referers, logpipe_pending_referers;
-    UPDATE logpipe_pages SET hits = 0, bot_hits = 0, bytes = 0, bot_bytes = 0 WHERE hits <> 0;
+             logpipe_pending_quarters, logpipe_path_referers, logpipe_pending_referers,
+             logpipe_path_referers_hourly;
+    UPDATE logpipe_pages SET hits = 0, bot_hits = 0, bytes = 0, bot_bytes = 0, views = 0,
+                             bot_views = 0, view_bytes = 0, bot_view_bytes = 0
+     WHERE hits <> 0 OR views <> 0;
     RETURN NULL;
 END
 $$;
@@ -438,7 +603,7 @@ DECLARE
     kept_before timestamptz := (SELECT max(range_to) FROM logpipe_pruned);
 BEGIN
     IF obj_description('logpipe_rollup_daily'::regclass, 'pg_class')
-           IS DISTINCT FROM 'logpipe rollup v4'
+           IS DISTINCT FROM 'logpipe rollup v6'
        OR (SELECT count(*) FROM pg_trigger
             WHERE tgrelid = 'access_log'::regclass AND tgenabled <> 'D'
               AND tgname LIKE 'access_log_rollup_%') < 4
@@ -447,29 +612,39 @@ BEGIN
         IF kept_before IS NULL THEN
             TRUNCATE logpipe_rollup_daily, logpipe_rollup_quarter, logpipe_pending_pages,
                      logpipe_pending_quarters, logpipe_hot_paths, logpipe_path_referers,
-                     logpipe_pending_referers;
-            UPDATE logpipe_pages SET hits = 0, bot_hits = 0, bytes = 0, bot_bytes = 0
-             WHERE hits <> 0;
+                     logpipe_pending_referers, logpipe_path_referers_hourly;
+            UPDATE logpipe_pages SET hits = 0, bot_hits = 0, bytes = 0, bot_bytes = 0,
+                                     views = 0, bot_views = 0, view_bytes = 0,
+                                     bot_view_bytes = 0
+             WHERE hits <> 0 OR views <> 0;
             EXECUTE logpipe_pending_statement('SELECT a.*, 1 AS sign FROM access_log a');
         ELSE
             PERFORM logpipe_rollup_fold();
             DELETE FROM logpipe_rollup_daily
              WHERE day >= (kept_before AT TIME ZONE 'UTC')::date;
             DELETE FROM logpipe_rollup_quarter WHERE quarter >= kept_before;
-            TRUNCATE logpipe_hot_paths, logpipe_path_referers, logpipe_pending_referers;
+            TRUNCATE logpipe_hot_paths, logpipe_path_referers, logpipe_pending_referers,
+                     logpipe_path_referers_hourly;
             UPDATE logpipe_pages p
                SET hits = coalesce(d.hits, 0), bot_hits = coalesce(d.bot_hits, 0),
-                   bytes = coalesce(d.bytes, 0), bot_bytes = coalesce(d.bot_bytes, 0)
+                   bytes = coalesce(d.bytes, 0), bot_bytes = coalesce(d.bot_bytes, 0),
+                   views = coalesce(d.views, 0), bot_views = coalesce(d.bot_views, 0),
+                   view_bytes = coalesce(d.view_bytes, 0),
+                   bot_view_bytes = coalesce(d.bot_view_bytes, 0)
               FROM logpipe_pages q
               LEFT JOIN (SELECT page_id, sum(hits) AS hits, sum(bot_hits) AS bot_hits,
-                                sum(bytes) AS bytes, sum(bot_bytes) AS bot_bytes
+                                sum(bytes) AS bytes, sum(bot_bytes) AS bot_bytes,
+                                sum(coalesce(views, hits)) AS views,  -- unknown: hits
+                                sum(coalesce(bot_views, bot_hits)) AS bot_views,
+                                sum(coalesce(view_bytes, bytes)) AS view_bytes,
+                                sum(coalesce(bot_view_bytes, bot_bytes)) AS bot_view_bytes
                            FROM logpipe_rollup_daily GROUP BY page_id) d ON d.page_id = q.id
              WHERE p.id = q.id;
             EXECUTE logpipe_pending_statement(format(
                 'SELECT a.*, 1 AS sign FROM access_log a WHERE a.time >= %L', kept_before));
         END IF;
         PERFORM logpipe_rollup_fold();
-        COMMENT ON TABLE logpipe_rollup_daily IS 'logpipe rollup v4';
+        COMMENT ON TABLE logpipe_rollup_daily IS 'logpipe rollup v6';
     END IF;
 END
 $$;
@@ -543,17 +718,37 @@ SELECT g.vhost, g.path, g.referer, g.hits
                     OR r.host = ANY (ARRAY(SELECT host FROM logpipe_site_hosts)), false)
  ORDER BY g.hits DESC, g.vhost, g.path, g.referer;
 
--- Most requested pages (requests served: status below 400), from the totals and what
--- is pending.
+-- Most viewed pages: page views (GET or POST requests served, see logpipe_is_view)
+-- of paths that are not static assets (logpipe_asset_patterns), '//' read as '/', from
+-- the totals and what is pending. hits are views, bytes their bytes.
 CREATE OR REPLACE VIEW report_pages AS
-SELECT nullif(c.vhost, '') AS vhost, nullif(c.path, '') AS path, sum(c.hits)::bigint AS hits,
-       sum(c.hits - c.bot_hits)::bigint AS human_hits, sum(c.bot_hits)::bigint AS bot_hits,
-       sum(c.bytes)::bigint AS bytes
-  FROM (SELECT vhost, path, hits, bot_hits, bytes FROM logpipe_pages WHERE hits <> 0
+SELECT nullif(c.vhost, '') AS vhost, nullif(c.path, '') AS path, sum(c.views)::bigint AS hits,
+       sum(c.views - c.bot_views)::bigint AS human_hits, sum(c.bot_views)::bigint AS bot_hits,
+       sum(c.view_bytes)::bigint AS bytes
+  FROM (SELECT vhost, logpipe_page_path(path) AS path, views, bot_views, view_bytes
+          FROM logpipe_pages WHERE views <> 0
         UNION ALL
-        SELECT vhost, path, hits, bot_hits, bytes FROM logpipe_pending_pages) c
+        SELECT vhost, logpipe_page_path(path), views, bot_views, view_bytes
+          FROM logpipe_pending_pages) c
+ WHERE NOT (lower(c.path) LIKE ANY (ARRAY(SELECT pattern FROM logpipe_asset_patterns)))
  GROUP BY c.vhost, c.path
-HAVING sum(c.hits) > 0
+HAVING sum(c.views) > 0
+ ORDER BY hits DESC, vhost, path;
+
+-- The static assets' share: GET or POST requests served for paths that are assets,
+-- with the columns of report_pages.
+CREATE OR REPLACE VIEW report_static AS
+SELECT nullif(c.vhost, '') AS vhost, nullif(c.path, '') AS path, sum(c.views)::bigint AS hits,
+       sum(c.views - c.bot_views)::bigint AS human_hits, sum(c.bot_views)::bigint AS bot_hits,
+       sum(c.view_bytes)::bigint AS bytes
+  FROM (SELECT vhost, logpipe_page_path(path) AS path, views, bot_views, view_bytes
+          FROM logpipe_pages WHERE views <> 0
+        UNION ALL
+        SELECT vhost, logpipe_page_path(path), views, bot_views, view_bytes
+          FROM logpipe_pending_pages) c
+ WHERE lower(c.path) LIKE ANY (ARRAY(SELECT pattern FROM logpipe_asset_patterns))
+ GROUP BY c.vhost, c.path
+HAVING sum(c.views) > 0
  ORDER BY hits DESC, vhost, path;
 
 -- Requests per day and status code (days in the session's TimeZone), from the rollup.

@@ -61,6 +61,7 @@ BASE = {
     "protocol": "HTTP/1.1", "status": "200", "bytes": "1234", "referer": None,
     "user_agent": "Mozilla/5.0", "duration_us": None, "bytes_in": None, "bytes_out": None,
     "is_bot": None, "request": None, "extra": None, "source": None,
+    "country": None,  # 192.0.2.1 is a documentation address: no country
 }
 
 

@@ -37,7 +37,7 @@ COMMON_EXPECTED = {
     "remote_user": "frank", "method": "GET", "path": "/apache_pb.gif", "query": None,
     "protocol": "HTTP/1.0", "status": "200", "bytes": "2326", "referer": None,
     "user_agent": None, "duration_us": None, "bytes_in": None, "bytes_out": None,
-    "is_bot": None, "request": None, "extra": None, "source": None,
+    "is_bot": None, "request": None, "extra": None, "source": None, "country": None,
 }
 
 

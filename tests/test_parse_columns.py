@@ -173,7 +173,7 @@ def test_last_line_without_newline() -> None:
 def test_source_column() -> None:
     assert one(combined(), source="web1")["source"] == "web1"
     batch = parse(combined(), source="a\tb\\c\nd")
-    assert "a\\tb\\\\c\\nd\n" in batch.copy_data
+    assert "\ta\\tb\\\\c\\nd\t\\N\n" in batch.copy_data  # then country: none for 192.0.2.1
     assert rows_of(batch.copy_data)[0]["source"] == "a\tb\\c\nd"
 
 

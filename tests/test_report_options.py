@@ -36,10 +36,10 @@ def test_every_option_has_help() -> None:
 
 
 def test_unknown_report(loaded: Database) -> None:
-    proc = run_report(loaded.dsn, "visitors")
+    proc = run_report(loaded.dsn, "visits")
     assert proc.returncode == 2  # a usage error, like every other bad command line
     assert proc.stdout == ""
-    assert "error: unknown report 'visitors'" in proc.stderr
+    assert "error: unknown report 'visits'" in proc.stderr
     assert proc.stderr.startswith("logpipe[") and proc.stderr.count("\n") == 1
     assert "referers, pages, status, broken-links, offenders, agents, traffic" in proc.stderr
     assert "Traceback" not in proc.stderr

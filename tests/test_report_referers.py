@@ -114,3 +114,60 @@ def test_logs_without_vhost_and_site_hosts(database: Database) -> None:
         {"referer": "https://blog.example.org/", "hits": 1}]
     assert view(database.dsn, "SELECT referer, path, hits FROM report_broken_links") == [
         ("https://www.example.org/a", "/missing", 1)]
+
+
+def test_hot_path_time_windows_add_whole_hours_and_read_the_edges(database: Database) -> None:
+    """`referers --path P --since/--until` for a hot path: whole hours from the hourly
+    referer counts (or, when the window holds most hours, the all-time counts less the
+    hours outside it), the partial hour at either end from access_log; the same answers
+    as the index gives for every window."""
+    referers = ["https://a.example/", "https://b.example/x", "https://www.example.com/in"]
+    rows = []
+    for i in range(120):  # 10:00 .. 15:57 on one day, and a few the day after
+        minute = 3 * i
+        at = f"2024-10-10 {10 + minute // 60:02d}:{minute % 60:02d}:{i % 60:02d}+00"
+        rows.append((at, W, "/hot", 200, 100, referers[i % 3], f"ua{i % 4}", i % 5 == 0))
+    rows += [("2024-10-11 00:30:00+00", W, "/hot", 200, 1, referers[0], "ua", False),
+             ("2024-10-11 01:00:00+00", S, "/hot", 404, 1, referers[1], None, None)]
+    insert(database.dsn, rows)
+    execute(database.dsn, "SELECT logpipe_rollup_fold()")
+    windows = [
+        ("--since", "2024-10-10T11:20:00Z"),  # most hours: all-time less the hours before
+        ("--since", "2024-10-10T11:20:00Z", "--until", "2024-10-10T14:40:00Z"),
+        ("--since", "2024-10-10T12:00:00Z", "--until", "2024-10-10T14:00:00Z"),  # whole hours
+        ("--since", "2024-10-10T12:10:00Z", "--until", "2024-10-10T12:50:00Z"),  # inside one
+        ("--since", "2024-10-10T12:10:00Z", "--until", "2024-10-10T13:50:00Z"),  # across one
+        ("--until", "2024-10-10T13:15:30Z"),
+        ("--since", "2024-10-10T15:59:00Z"),
+        ("--since", "2024-10-09T00:00:00Z", "--until", "2024-10-12T00:00:00Z"),  # everything
+    ]
+    from_index = {w: referer_answers(database.dsn, ["/hot"], *w) for w in windows}
+    assert all(from_index[w][("/hot",)] for w in windows)
+    execute(database.dsn, "SELECT logpipe_promote_hot_paths(ARRAY['/hot'])")
+    assert scalar(database.dsn,
+                  "SELECT count(DISTINCT hour) FROM logpipe_path_referers_hourly") == 8
+    for w in windows:
+        assert referer_answers(database.dsn, ["/hot"], *w) == from_index[w], w
+    # rows loaded after the promotion go through the pending counts, hour by hour
+    insert(database.dsn, [r for r in rows if r[0] < "2024-10-10 13"])
+    doubled = {w: referer_answers(database.dsn, ["/hot"], *w) for w in windows}
+    execute(database.dsn, "SELECT logpipe_rollup_fold()")
+    assert scalar(database.dsn, "SELECT count(*) FROM logpipe_pending_referers") == 0
+    for w in windows:
+        assert referer_answers(database.dsn, ["/hot"], *w) == doubled[w], w
+    assert doubled[windows[5]] != from_index[windows[5]]
+
+    # what answers the whole hours (a count changed by hand shows where it is read)
+    def a_hits(window: tuple[str, ...]) -> int:
+        return next(r["hits"] for r in as_json(database.dsn, "referers", "--path", "/hot",
+                                               *window) if r["referer"] == "https://a.example/")
+    before = {w: a_hits(w) for w in windows[:5]}
+    execute(database.dsn, "UPDATE logpipe_path_referers_hourly SET hits = hits + 1000"
+                          " WHERE path = '/hot' AND referer = 'https://a.example/'"
+                          " AND hour = '2024-10-10 12:00+00'")
+    assert a_hits(windows[2]) == before[windows[2]] + 1000  # adds up the hours inside
+    assert a_hits(windows[4]) == before[windows[4]]  # the hour is cut: from access_log
+    assert a_hits(windows[0]) == before[windows[0]]  # the all-time counts less 10:00
+    execute(database.dsn, "UPDATE logpipe_path_referers SET hits = hits + 1000"
+                          " WHERE path = '/hot' AND referer = 'https://a.example/'")
+    assert a_hits(windows[0]) == before[windows[0]] + 1000

@@ -4,4 +4,4 @@ __version__ = "0.1.0"
 
 # Words that select a command; anything else runs the piped logger.
 SUBCOMMANDS = ("initdb", "load", "replay", "drain", "status", "report", "prune",
-               "_writer")
+               "_writer", "resolve", "digest", "serve", "archive")

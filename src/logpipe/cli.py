@@ -15,6 +15,7 @@ from typing import Callable
 from logpipe import SUBCOMMANDS, config
 from logpipe.messages import EXIT_USAGE, UsageError, say
 from logpipe.options import (
+    add_anonymize_ip,
     add_dsn,
     add_flush_interval,
     add_format,
@@ -22,6 +23,7 @@ from logpipe.options import (
     add_max_line_bytes,
     add_source,
     add_spool_dir,
+    add_trusted_proxy,
     parse_size,
     positive_float,
     positive_int,
@@ -36,7 +38,7 @@ loads them in batches with COPY.
 In Apache's configuration (a full path: Apache runs no shell and no PATH search):
   GlobalLog "|/usr/bin/python3 -m logpipe --dsn 'dbname=weblogs' --user www-data" combined
 
-Other commands: logpipe {initdb,load,replay,drain,status,report,prune} --help
+Other commands: logpipe {initdb,load,replay,drain,status,report,prune,archive,resolve,digest} --help
 """
 
 PIPE_EPILOG = """\
@@ -99,6 +101,8 @@ def build_pipe_parser() -> argparse.ArgumentParser:
     )
     add_flush_interval(p, "load pending lines at least this often, in seconds (default: %(default)s)")
     add_max_line_bytes(p)
+    add_trusted_proxy(p)
+    add_anonymize_ip(p)
     p.add_argument(
         "--batch-lines",
         type=positive_int,
@@ -161,10 +165,14 @@ def build_subcommand_parser() -> argparse.ArgumentParser:
     )
 
     s = subcommand(
-        sub, "load", add_dsn, add_format, add_source, add_max_line_bytes,
-        help="load access-log files (old or rotated, .gz too)",
+        sub, "load", add_dsn, add_format, add_source, add_max_line_bytes, add_trusted_proxy,
+        add_anonymize_ip,
+        help="load access-log files (old or rotated; .gz, .bz2 and .xz too)",
         description="Load access-log files into access_log, each file in one transaction. "
         "A file whose content was loaded before is skipped (use --force to load it again). "
+        "Compressed files (gzip, bzip2, xz) are recognised by their content. On a "
+        "terminal, progress bars show bytes and lines done, lines/s and time left, per "
+        "file and overall. "
         "Exit status: 0 all loaded or skipped, 1 some file failed, 2 usage error.",
     )
     s.add_argument("files", nargs="+", type=Path, metavar="FILE", help="log files; '-' is stdin")
@@ -207,6 +215,33 @@ def build_subcommand_parser() -> argparse.ArgumentParser:
                    help="what to remove: older than this many days (90d) or weeks (12w)")
     s.add_argument("--dry-run", action="store_true",
                    help="say what would be removed, and remove nothing")
+    s.add_argument(
+        "--archive", type=Path, metavar="DIR",
+        help="first write what is removed to Parquet files under DIR (created if missing): "
+        "DIR/access_log/month=YYYY-MM/*.parquet and DIR/access_log_rejects/month=YYYY-MM/"
+        "*.parquet, which DuckDB, pandas and Spark read as one table each. If writing fails, "
+        "nothing more is removed; a prune that dies half-way, run again, leaves each row "
+        "archived once. Needs the archive extra (pip install 'apache-logpipe[archive]')",
+    )
+
+    s = subcommand(
+        sub, "archive", add_dsn,
+        help="export what prune would remove to Parquet files, removing nothing",
+        description="Write the rows that `logpipe prune` would remove for a cutoff (the "
+        "partitions of access_log that end by DATE, older rows no partition covered, and "
+        "rejects received before DATE) to Parquet files under DIR, in the layout of prune "
+        "--archive, and keep them in the database. Files are named ...-export.parquet: "
+        "running it again replaces them, so export into a directory of its own, not the "
+        "one prune archives into. Needs the archive extra (pip install "
+        "'apache-logpipe[archive]'). Exit status: 0 done, 1 database unreachable or "
+        "writing failed, 2 usage error.",
+    )
+    s.add_argument("--before", required=True, metavar="DATE",
+                   help="the cutoff: a UTC date (2024-01-01, midnight UTC) or an age "
+                   "like prune's --older-than (90d, 12w: that many days before now, "
+                   "back to the UTC midnight before)")
+    s.add_argument("--archive", required=True, type=Path, metavar="DIR",
+                   help="the directory the files go under (created if missing)")
 
     subcommand(
         sub, "status", add_dsn, add_spool_dir, add_json,
@@ -219,6 +254,16 @@ def build_subcommand_parser() -> argparse.ArgumentParser:
     from logpipe.reports import options as report
 
     report.add_parser(sub)
+    from logpipe.reports.html.command import extend_report_parser
+
+    extend_report_parser(sub.choices["report"])
+    from logpipe.commands import serve_args
+
+    serve_args.add_parser(sub, command)
+
+    from logpipe.commands import names_args
+
+    names_args.add_parsers(sub, command)
 
     add_writer_child_parser(sub)
     return p

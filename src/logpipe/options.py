@@ -61,6 +61,39 @@ def add_max_line_bytes(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_trusted_proxy(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        type=trusted_network,
+        default=[],
+        metavar="CIDR",
+        help="a proxy, load balancer or CDN in front of Apache, e.g. 10.0.0.0/8 or "
+        "2001:db8::/32 (or one address); repeat it for each network. When a line's client "
+        "address (%%h, or %%a) is in one and the LogFormat logs %%{X-Forwarded-For}i, "
+        "remote_host becomes the rightmost address of that header that is not itself in a "
+        "trusted network: the client, however many trusted hops it went through; what a "
+        "client wrote into the header itself is never believed. The header stays in extra. "
+        "The logger writes the list into its spool segments, which replay and drain then "
+        "use. Apache's mod_remoteip does the same before logging: then log %%a and leave "
+        "this out",
+    )
+
+
+def add_anonymize_ip(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--anonymize-ip",
+        action="store_true",
+        help="store each client address cut to its network: the last byte of an IPv4 "
+        "address zeroed (/24: 192.0.2.77 becomes 192.0.2.0), an IPv6 address cut to its "
+        "first 48 bits (2001:db8:1:2::3 becomes 2001:db8:1::); a host name keeps only its "
+        "domain. The country is looked up first, from the whole address. The full address "
+        "never reaches the database (under the GDPR it is personal data); reports then "
+        "count visitors on the cut address. The logger writes it into its spool segments, "
+        "which replay and drain then follow",
+    )
+
+
 def add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -95,6 +128,16 @@ def max_line_bytes(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"at most {config.LARGEST_MAX_LINE_BYTES // 1024**2}M: {text!r}")
     return size
+
+
+def trusted_network(text: str) -> str:
+    """--trusted-proxy: a network (or an address) in canonical form."""
+    from logpipe.parse.proxies import parse_network
+
+    try:
+        return str(parse_network(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _number(convert: Callable[[str], float], what: str, allow_zero: bool

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from logpipe import config
 from logpipe.ingest.writer import WriterSettings
-from logpipe.messages import UsageError
+from logpipe.messages import UsageError, say
 from logpipe.options import spool_dir_of
 
 
@@ -34,15 +34,26 @@ def check_format(log_format: str) -> None:
         raise UsageError(f"--format: {exc}") from None
 
 
+def warn_unused_proxies(log_format: str, trusted_proxies: list[str]) -> None:
+    """Say once, at start, that --trusted-proxy cannot apply to this format."""
+    from logpipe.parse.proxies import unused_warning
+
+    warning = unused_warning(log_format, trusted_proxies)
+    if warning is not None:
+        say(f"warning: {warning}")
+
+
 def segment_parsers(max_line_bytes: int | None) -> Callable[
-        [str, str | None, int | None], Any]:
-    """How the writer, replay and drain parse a segment: its header's format and source,
-    and the line cap the command was given, else the one its logger was given (in the
-    header too), else the format's default."""
+        [str, str | None, int | None, tuple[str, ...], bool], Any]:
+    """How the writer, replay and drain parse a segment: its header's format, source and
+    trusted proxies, and the line cap the command was given, else the one its logger was
+    given (in the header too), else the format's default."""
     from logpipe.parse import parser_marking_bots
 
-    def make(log_format: str, source: str | None, header_cap: int | None) -> Any:
-        return parser_marking_bots(log_format, source, max_line_bytes or header_cap)
+    def make(log_format: str, source: str | None, header_cap: int | None,
+             trusted_proxies: tuple[str, ...] = (), anonymize_ip: bool = False) -> Any:
+        return parser_marking_bots(log_format, source, max_line_bytes or header_cap,
+                                   trusted_proxies, anonymize_ip)
 
     return make
 

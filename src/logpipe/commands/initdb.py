@@ -49,4 +49,24 @@ def run(args: argparse.Namespace) -> int:
         say(f"role {args.reader_role} may read the reports and status, and write nothing")
     for concern in schema.role_concerns:
         say(f"warning: {concern}")
+    fill_countries(dsn)
     return EXIT_OK
+
+
+def fill_countries(dsn: str) -> None:
+    """The country of rows loaded before access_log.country existed, once per database."""
+    from logpipe.store.countries import backfill_countries
+
+    try:
+        conn = db.connect(dsn, "logpipe initdb")
+        try:
+            filled = backfill_countries(conn)
+        finally:
+            conn.close()
+    except psycopg2.Error as exc:
+        say(f"warning: the country of rows loaded before was not filled in "
+            f"({str(exc).strip()}); run `logpipe initdb` again to fill it")
+        return
+    if filled:
+        say(f"filled in the country of {filled} rows loaded before access_log.country "
+            "existed (once; rows loaded from now on get it as they load)")

@@ -1,54 +1,118 @@
-"""`logpipe load FILE...`: backfill old and rotated logs, gzip-compressed or not.
+"""`logpipe load FILE...`: backfill old and rotated logs, plain or compressed (gzip,
+bzip2, xz: recognised by content, not name).
 
 Each file loads in one transaction together with its fingerprint (sha256 of
 its uncompressed content), so a file is loaded completely or not at all, and
-loading the same content again is refused unless --force is given.
+loading the same content again is refused unless --force is given. On a terminal,
+progress bars show how far each file and the whole run are (load_progress).
 """
 
 from __future__ import annotations
 
 import argparse
+import bz2
 import gzip
 import hashlib
+import lzma
+import os
 import sys
+import zlib
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import IO, Any
 
 import psycopg2
 
 from logpipe import config
-from logpipe.commands.common import check_format, dsn_of
+from logpipe.commands.common import check_format, dsn_of, warn_unused_proxies
+from logpipe.ingest.load_progress import FileBar, disk_size, showing_progress
 from logpipe.messages import EXIT_FAILURE, EXIT_OK, first_line, say
 from logpipe.parse import parser_marking_bots
 from logpipe.store import database as db
 from logpipe.store.copy import CONNECTION_ERRORS, SetupError, load_lines
 
 CHUNK_BYTES = 4 * 1024 * 1024
-GZIP_MAGIC = b"\x1f\x8b"
+# how a compressed file starts -> its name in messages
+COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
+# what reading a damaged file raises (a corrupt gzip or bzip2 stream is an OSError or,
+# for gzip, a zlib.error; one cut short, EOFError)
+READ_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
 
 
 def run(args: argparse.Namespace) -> int:
     check_format(args.format)
+    warn_unused_proxies(args.format, args.trusted_proxy)
     dsn = dsn_of(args)
     source = args.source or config.default_source()
-    parser = parser_marking_bots(args.format, source, args.max_line_bytes)
+    parser = parser_marking_bots(args.format, source, args.max_line_bytes, args.trusted_proxy,
+                                 anonymize_ip=args.anonymize_ip)
     return load_files(dsn, parser, source, args.files, force=args.force)
 
 
-def open_log(path: Path) -> IO[bytes]:
-    """A binary stream of the file's lines, decompressing gzip by content, not name."""
-    if str(path) == "-":
-        return sys.stdin.buffer
-    raw = open(path, "rb")  # noqa: SIM115 - returned to the caller
-    if raw.read(2) == GZIP_MAGIC:
-        raw.seek(0)
+class ReadError(OSError):
+    """A file that cannot be read to its end; str() says why."""
+
+
+class LogFile:
+    """A log file opened for reading: its lines (decompressed by content, not name), and
+    how far into the file on disk the reading is, for progress."""
+
+    def __init__(self, path: Path) -> None:
+        self.compression = ""
+        self._read = 0
+        self.raw: IO[bytes] | None = None
+        self.size: int | None = None
+        if str(path) == "-":
+            self.stream: IO[bytes] = sys.stdin.buffer
+            return
+        raw = open(path, "rb")  # noqa: SIM115 - closed by close()
+        try:
+            head = raw.read(6)
+            raw.seek(0)
+            self.size = os.fstat(raw.fileno()).st_size
+            self.stream = raw
+            for magic, name in COMPRESSED.items():
+                if head.startswith(magic):
+                    self.compression = name
+                    self.stream = _decompressing(name, raw)
+        except BaseException:
+            raw.close()
+            raise
+        self.raw = raw
+
+    def read(self, size: int) -> bytes:
+        try:
+            block = self.stream.read(size)
+        except READ_ERRORS as exc:
+            raise ReadError(self.problem(exc)) from exc
+        self._read += len(block)
+        return block
+
+    def position(self) -> int:
+        """Bytes of the file read so far: compressed bytes for a compressed file."""
+        return self._read if self.raw is None else self.raw.tell()
+
+    def problem(self, exc: BaseException) -> str:
+        """What a read error means, for a message."""
+        text = first_line(exc)
+        return f"{self.compression} data: {text}" if self.compression else text
+
+    def close(self) -> None:
+        if self.raw is not None:
+            self.stream.close()
+            self.raw.close()
+
+
+def _decompressing(compression: str, raw: IO[bytes]) -> IO[bytes]:
+    if compression == "gzip":
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    raw.seek(0)
-    return raw
+    if compression == "bzip2":
+        return bz2.BZ2File(raw, "rb")  # type: ignore[return-value]
+    return lzma.LZMAFile(raw, "rb")  # type: ignore[return-value]
 
 
-def chunks_of_lines(stream: IO[bytes]) -> Iterator[bytes]:
+def chunks_of_lines(stream: IO[bytes] | LogFile) -> Iterator[bytes]:
     """Runs of whole lines of about CHUNK_BYTES; the last may lack its newline."""
     tail = b""
     while True:
@@ -67,11 +131,15 @@ def chunks_of_lines(stream: IO[bytes]) -> Iterator[bytes]:
         yield tail
 
 
-def fingerprint(path: Path) -> str:
+def fingerprint(log: LogFile, bar: FileBar) -> str:
+    """sha256 of the file's uncompressed content (reads it to its end)."""
     digest = hashlib.sha256()
-    with open_log(path) as stream:
-        for block in iter(lambda: stream.read(CHUNK_BYTES), b""):
-            digest.update(block)
+    done = 0
+    for block in iter(lambda: log.read(CHUNK_BYTES), b""):
+        digest.update(block)
+        now = log.position()
+        bar.advance(now - done)
+        done = now
     return digest.hexdigest()
 
 
@@ -83,19 +151,29 @@ def load_files(dsn: str, parser: Any, source: str | None, files: list[Path], for
         return EXIT_FAILURE
     failed = 0
     try:
-        for path in files:
-            if not _load_one(conn, parser, source, path, force):
-                failed += 1
+        with showing_progress(files) as progress:
+            for path in files:
+                stdin = str(path) == "-"
+                bar = progress.file(path, disk_size(path), "" if stdin else "checking")
+                try:
+                    if not _load_one(conn, parser, source, path, force, bar):
+                        failed += 1
+                finally:
+                    bar.close()
     finally:
         conn.close()
     return EXIT_FAILURE if failed else EXIT_OK
 
 
-def _load_one(conn: Any, parser: Any, source: str | None, path: Path, force: bool) -> bool:
+def _load_one(conn: Any, parser: Any, source: str | None, path: Path, force: bool,
+              bar: FileBar) -> bool:
     stdin = str(path) == "-"
     try:
-        mark = None if stdin else fingerprint(path)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        mark = None
+        if not stdin:
+            with closing(LogFile(path)) as log:
+                mark = fingerprint(log, bar)
+    except READ_ERRORS as exc:
         say(f"{path}: cannot read it ({exc}); skipped")
         return False
     rows = rejects = 0
@@ -112,10 +190,15 @@ def _load_one(conn: Any, parser: Any, source: str | None, path: Path, force: boo
                     say(f"{path}: already loaded (as {seen[0]} at {seen[1]:%Y-%m-%d %H:%M}); "
                         "skipped. Use --force to load it again")
                     return True
-            with open_log(path) as stream:
-                for chunk in chunks_of_lines(stream):
+            with closing(LogFile(path)) as log:
+                bar.loading()
+                done = 0
+                for chunk in chunks_of_lines(log):
                     r, j = load_lines(cur, parser, chunk, source)
                     rows, rejects = rows + r, rejects + j
+                    now = log.position()
+                    bar.advance(now - done, r + j)
+                    done = now
             if mark is not None:
                 cur.execute(
                     "INSERT INTO logpipe_loaded_files (fingerprint, path, lines) "
@@ -124,7 +207,7 @@ def _load_one(conn: Any, parser: Any, source: str | None, path: Path, force: boo
                     (mark, str(path.resolve()), rows + rejects),
                 )
         conn.commit()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except READ_ERRORS as exc:
         conn.rollback()
         say(f"{path}: read error ({exc}); nothing of it was loaded")
         return False

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from logpipe import config
-from logpipe.commands.common import check_format, dsn_of
+from logpipe.commands.common import check_format, dsn_of, warn_unused_proxies
 from logpipe.ingest import privileges, spool, spool_guard
 from logpipe.ingest.reader import run_reader
 from logpipe.ingest.supervisor import WriterSupervisor
@@ -21,6 +21,7 @@ def run(args: argparse.Namespace) -> int:
     if not isinstance(sys.stderr, PrefixedStderr):  # `logpipe` rather than `python -m logpipe`
         sys.stderr = PrefixedStderr(sys.stderr)  # type: ignore[assignment]
     check_format(args.format)
+    warn_unused_proxies(args.format, args.trusted_proxy)
     dsn = dsn_of(args)
     spool_dir = spool_dir_of(args)
     os.umask(0o077)
@@ -38,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
         writer_args += ["--max-line-bytes", str(args.max_line_bytes)]
     return run_reader(
         spool_dir=spool_dir,
-        header=spool.make_header(args.format, source, args.max_line_bytes),
+        # --trusted-proxy travels in the header (not to the writer alone), so that replay
+        # and drain parse a left-over segment the way its logger meant
+        header=spool.make_header(args.format, source, args.max_line_bytes, args.trusted_proxy,
+                                 args.anonymize_ip),
         segment_bytes=args.segment_size,
         spool_max=args.spool_max,
         supervisor=WriterSupervisor(writer_args, env),

@@ -20,8 +20,10 @@ class SegmentMeta:
     header_len: int
 
 
-# (format, source, the header's --max-line-bytes or None) -> parser; may raise FormatError
-ParserFactory = Callable[[str, str | None, int | None], Any]
+# (format, source, the header's --max-line-bytes or None, its --trusted-proxy networks)
+# and whether it cuts client addresses (--anonymize-ip) -> parser; may raise ValueError
+# (FormatError, a bad network)
+ParserFactory = Callable[[str, str | None, int | None, tuple[str, ...], bool], Any]
 
 
 class SegmentCatalog:
@@ -30,7 +32,8 @@ class SegmentCatalog:
 
     def __init__(self, make_parser: ParserFactory) -> None:
         self.make_parser = make_parser
-        self._parsers: dict[tuple[str, str | None, int | None], Any] = {}
+        self._parsers: dict[tuple[str, str | None, int | None, tuple[str, ...], bool],
+                            Any] = {}
         self._segments: dict[str, SegmentMeta] = {}
         self._unreadable: set[str] = set()
         self._refused: set[str] = set()
@@ -62,11 +65,14 @@ class SegmentCatalog:
         log_format = str(info.get("format") or "combined")
         source = info.get("source")
         cap = info.get("max_line_bytes")
-        key = (log_format, source, cap if isinstance(cap, int) and cap > 0 else None)
+        proxies = info.get("trusted_proxies")
+        key = (log_format, source, cap if isinstance(cap, int) and cap > 0 else None,
+               tuple(map(str, proxies)) if isinstance(proxies, list) else (),
+               info.get("anonymize_ip") is True)
         if key not in self._parsers:
             try:
                 self._parsers[key] = self.make_parser(*key)
-            except ValueError as exc:  # FormatError: a segment this version cannot read
+            except ValueError as exc:  # FormatError, bad network: a segment we cannot read
                 if name not in self._unreadable:
                     self._unreadable.add(name)
                     say(f"skipping spool segment {spool.shown(path)}: {exc}; it is kept as it is")

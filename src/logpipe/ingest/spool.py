@@ -21,6 +21,7 @@ import os
 import pwd
 import stat
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 SEGMENT_PREFIX = "seg-"
@@ -34,16 +35,21 @@ _SEGMENT_READ_FLAGS = (
 
 
 def make_header(log_format: str, source: str | None,
-                max_line_bytes: int | None = None) -> bytes:
+                max_line_bytes: int | None = None,
+                trusted_proxies: Sequence[str] = (), anonymize_ip: bool = False) -> bytes:
     """A segment's first line: how its lines are to be parsed and labelled.
 
     It lets `replay` and the drain daemon load any segment without being told
-    the format (or a --max-line-bytes the logger was given), and lets loggers
-    with different formats share a spool.
+    the format (or a --max-line-bytes or --trusted-proxy the logger was given), and
+    lets loggers with different formats share a spool.
     """
     meta: dict[str, object] = {"format": log_format, "source": source}
     if max_line_bytes is not None:
         meta["max_line_bytes"] = max_line_bytes
+    if trusted_proxies:  # whose X-Forwarded-For this logger believes: part of the parsing
+        meta["trusted_proxies"] = list(trusted_proxies)
+    if anonymize_ip:  # replay and drain cut the addresses of a left-over segment too
+        meta["anonymize_ip"] = True
     return HEADER_MAGIC + json.dumps(meta, ensure_ascii=True).encode("ascii") + b"\n"
 
 

@@ -24,4 +24,5 @@ ACCESS_LOG_COLUMNS: tuple[str, ...] = (
     "request",
     "extra",
     "source",
+    "country",  # of remote_host, looked up at load time (geo)
 )

@@ -14,12 +14,14 @@ Every line ends up as exactly one row or one reject.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Callable
 
 from logpipe.parse import fastloop, fields, limits, regexes
 from logpipe.parse.directives import FormatError, tokenize
 from logpipe.parse.fields import Field
+from logpipe.parse.proxies import RealClient
 from logpipe.parse.rows import Reject, RowBuilder
 
 __all__ = ["NAMED_FORMATS", "Batch", "FormatError", "LineParser", "compile_format"]
@@ -44,12 +46,18 @@ class Batch:
 
 def compile_format(spec: str, source: str | None = None,
                    classify_agent: Callable[[str], bool] | None = None,
-                   max_line_bytes: int | None = None) -> LineParser:
+                   max_line_bytes: int | None = None,
+                   trusted_proxies: Sequence[str] = (),
+                   anonymize_ip: bool = False) -> LineParser:
     """A parser for a NAMED_FORMATS name or a LogFormat string; FormatError if unusable.
 
     Longer lines than max_line_bytes are rejects; by default, room for any line Apache
-    writes in this format within its default request limits (limits.py)."""
-    return LineParser(NAMED_FORMATS.get(spec, spec), source, classify_agent, max_line_bytes)
+    writes in this format within its default request limits (limits.py).
+    trusted_proxies: networks (CIDR text) whose X-Forwarded-For is believed (proxies.py);
+    ValueError if one is not a network. anonymize_ip: store client addresses cut to /24
+    or /48, after their country is looked up (geo.py)."""
+    return LineParser(NAMED_FORMATS.get(spec, spec), source, classify_agent, max_line_bytes,
+                      trusted_proxies, anonymize_ip)
 
 
 class LineParser:
@@ -57,7 +65,9 @@ class LineParser:
 
     def __init__(self, format_string: str, source: str | None = None,
                  classify_agent: Callable[[str], bool] | None = None,
-                 max_line_bytes: int | None = None) -> None:
+                 max_line_bytes: int | None = None,
+                 trusted_proxies: Sequence[str] = (),
+                 anonymize_ip: bool = False) -> None:
         if not isinstance(format_string, str):
             raise FormatError(f"LogFormat must be a string, not {type(format_string).__name__}")
         if max_line_bytes is not None and max_line_bytes < 1:
@@ -71,7 +81,9 @@ class LineParser:
             self._fast = re.compile(fast, re.ASCII).findall
             self._quick = None if quick is None else re.compile(quick, re.ASCII).findall
             self._lenient = re.compile(lenient, re.ASCII)
-            self._builder = RowBuilder(plan, source, classify_agent)
+            self._builder = RowBuilder(plan, source, classify_agent,
+                                       RealClient(trusted_proxies) if trusted_proxies else None,
+                                       anonymize_ip)
             self._run, self.fast_source = fastloop.compile_run(plan, self._builder)
         except (re.error, SyntaxError) as exc:  # pragma: no cover - a bug, not the user's
             raise FormatError(f"cannot compile LogFormat {format_string!r}: {exc}") from exc

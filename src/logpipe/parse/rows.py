@@ -15,6 +15,8 @@ from typing import Callable
 from logpipe.parse import values as v
 from logpipe.parse.columns import ACCESS_LOG_COLUMNS
 from logpipe.parse.fields import Field, Plan, Target
+from logpipe.parse.geo import ClientAddress
+from logpipe.parse.proxies import RealClient, proxy_fields
 
 NULL = v.NULL
 CACHE_LIMIT = 50_000
@@ -83,8 +85,14 @@ class RowBuilder:
     """Per-format conversion state: caches, constant columns, and the generic row builder."""
 
     def __init__(self, plan: Plan, source: str | None,
-                 classify_agent: Callable[[str], bool] | None) -> None:
+                 classify_agent: Callable[[str], bool] | None,
+                 real_client: RealClient | None = None, anonymize_ip: bool = False) -> None:
         self.fields = plan.fields
+        # country of remote_host, then --anonymize-ip, after the real client is known
+        self.client_address = ClientAddress(anonymize_ip)
+        # --trusted-proxy: (remote_host field, X-Forwarded-For field) indexes, when both
+        self.real_client = real_client
+        self.proxy_fields = None if real_client is None else proxy_fields(plan)
         self.source = NULL if source is None else v.copy_text(source)
         self.classify_agent = classify_agent
         self.time_cache: dict[str, str] = {}
@@ -237,6 +245,12 @@ class RowBuilder:
                     v.bigint_value, value, f.column, f.dash, f.scale, f.column == "duration_us")
             elif target == Target.EXTRA:
                 extra.append(value)
+        if self.proxy_fields is not None:  # the real client behind a trusted proxy
+            client = self.real_client.lookup(  # type: ignore[union-attr]
+                groups[self.proxy_fields[0]], groups[self.proxy_fields[1]])
+            if client:
+                row["remote_host"] = client
+        row["country"], row["remote_host"] = self.client_address(row["remote_host"])
         for f, value in fills:
             if row[f.column] == NULL:  # type: ignore[index]
                 row[f.column] = fill_value(f.column, value)  # type: ignore

@@ -31,6 +31,7 @@ class Filters:
     # `logpipe prune` removed access_log's rows before this (PRUNED_BEFORE_SQL): only the
     # rollups count them, by quarter of an hour and by UTC day
     pruned_before: dt.datetime | None = None
+    visit_gap: int = 1800  # visitors, channels: seconds without a request that end a visit
 
     def pruned(self, moment: dt.datetime) -> bool:
         """access_log no longer holds the rows of `moment`: a bound there is counted to

@@ -7,6 +7,8 @@ from typing import Any
 
 from logpipe.options import add_dsn, non_negative_int
 from logpipe.reports.catalog import REPORTS
+from logpipe.reports.queries.tree import DEFAULT_DEPTH, MAX_DEPTH
+from logpipe.reports.queries.visitors import DEFAULT_GAP, visit_gap
 from logpipe.reports.times import parse_time
 
 DESCRIPTION = """\
@@ -15,8 +17,20 @@ Print a report on the loaded access log. Reports:
 {reports}
 
 The same reports, unfiltered, are views for psql: report_referers, report_pages,
-report_status_daily, report_broken_links, report_offenders, report_agents,
-report_traffic_hourly and report_traffic_daily.
+report_static, report_status_daily, report_broken_links, report_offenders,
+report_agents, report_traffic_hourly and report_traffic_daily; report_visitors_daily,
+report_countries, report_channels and report_keyphrases (search words, where the
+search engine still sends them).
+
+Visitors, countries and channels: a visitor is one client address and User-Agent on
+one UTC day, per vhost; a visit, its requests with no gap longer than --visit-gap
+(30m); its channel comes from the referer of its first request. They count the rows
+between --since and --until (the first visit of a window begins at its first row
+there). Days are UTC days.
+
+Pages are page views: GET and POST requests served for paths that are not static
+assets (by extension: stylesheets, scripts, images, fonts, feeds...; the patterns
+are in the table logpipe_asset_patterns, add your own with INSERT), '//' read as '/'.
 
 Several servers can log into one database, each logger naming its own with
 --source: --source here keeps one server's rows (or a few), and --by-source splits
@@ -31,6 +45,8 @@ session's time zone (set PGTZ, e.g. PGTZ=Europe/Paris, to choose another).
 EPILOG = """\
 examples:
   logpipe report pages --since 7d --humans
+  logpipe report static --since 7d
+  logpipe report tree --depth 2 --format csv
   logpipe report referers --path /blog/post-1 --limit 50
   logpipe report broken-links --vhost www.example.com --format csv > broken.csv
   logpipe report traffic --by hour --since 2024-10-01 --until 2024-10-07 --format json
@@ -52,7 +68,7 @@ def add_parser(subparsers: Any) -> None:
     )
     p = subparsers.add_parser(
         "report",
-        help="print a report: referers, pages, status, broken-links, offenders, agents, traffic",
+        help="print a report: " + ", ".join(REPORTS),
         description=DESCRIPTION.format(reports=reports),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -77,8 +93,9 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument(
         "--limit", type=non_negative_int, metavar="N",
-        help="at most N rows (default: 20 for referers, pages, broken-links, offenders and "
-        "agents; all rows for status and traffic); 0 means no limit",
+        help="at most N rows (default: 20 for referers, pages, static, broken-links, "
+        "offenders and agents; all rows for status, traffic and tree, where N keeps the N "
+        "directories with most hits); 0 means no limit",
     )
     who = p.add_mutually_exclusive_group()
     who.add_argument("--humans", action="store_true",
@@ -86,8 +103,21 @@ def add_parser(subparsers: Any) -> None:
     who.add_argument("--bots", action="store_true",
                      help="only requests from bots, crawlers, tools and monitors, and "
                      "requests without a User-Agent")
+    p.add_argument("--all", action="store_true",
+                   help="pages: count every request served, whatever its method, static "
+                   "assets too (without it: GET and POST requests for pages only)")
+    p.add_argument("--depth", type=_depth, metavar="N",
+                   help=f"tree: directories down to N levels (default {DEFAULT_DEPTH}): 1 is "
+                   "'/' alone, 2 adds '/blog/', 3 adds '/blog/2026/'")
     p.add_argument("--by", choices=("day", "hour"), default="day",
-                   help="status and traffic: one row per day (default) or per hour")
+                   help="status, traffic and visitors: one row per day (default) or per "
+                   "hour")
+    p.add_argument(
+        "--visit-gap", type=visit_gap, metavar="DURATION", default=DEFAULT_GAP,
+        help="visitors and channels: a visit ends after this long without a request from "
+        "its visitor (30m, 45m, 1h, 900s; default 30m, as most analytics tools count). "
+        "Each gap other than 30m is summarized apart, the first time it is asked for",
+    )
     p.add_argument("--by-source", action="store_true",
                    help="status and traffic: one row per source (server) too, in a "
                    "source column after the day or hour")
@@ -96,6 +126,18 @@ def add_parser(subparsers: Any) -> None:
                    "json (a list of objects)")
     add_dsn(p)
     p.set_defaults(func=_run)
+
+
+def _depth(text: str) -> int:
+    """--depth: a whole number of directory levels, 1 to MAX_DEPTH."""
+    try:
+        depth = int(text)
+    except ValueError:
+        depth = 0
+    if not 1 <= depth <= MAX_DEPTH:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a depth; give a whole number from 1 ('/' alone) to {MAX_DEPTH}")
+    return depth
 
 
 def _run(args: argparse.Namespace) -> int:

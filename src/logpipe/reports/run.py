@@ -11,13 +11,27 @@ from typing import Any, Callable
 
 from logpipe import config
 from logpipe.messages import UsageError, say
-from logpipe.reports.catalog import REPORTS, SPLIT_BY_SOURCE
+from logpipe.reports.catalog import PAGE_REPORTS, REPORTS, SPLIT_BY_SOURCE
 from logpipe.reports.filters import PRUNED_BEFORE_SQL, Filters, resolve_times
 from logpipe.reports.output import format_json, format_table, write_csv
 from logpipe.reports.queries.clients import query_agents, query_offenders
-from logpipe.reports.queries.pages import ROLLUP_RANGE_SQL, RollupRange, query_pages
+from logpipe.reports.queries.domains import query_domains
+from logpipe.reports.queries.pages import (
+    ROLLUP_RANGE_SQL,
+    RollupRange,
+    query_pages,
+    query_static,
+)
 from logpipe.reports.queries.referers import query_broken_links, query_referers
 from logpipe.reports.queries.series import query_status, query_traffic
+from logpipe.reports.queries.tree import DEFAULT_DEPTH, query_tree
+from logpipe.reports.queries.visitors import (
+    VISIT_REPORTS,
+    query_channels,
+    query_countries,
+    query_visitors,
+    refresh_visits,
+)
 
 # The reports whose query needs only the filters; `pages` also needs the days its
 # rollup holds (rollup_range), so run_report builds it apart.
@@ -28,6 +42,10 @@ QUERIES: dict[str, Callable[[Filters], tuple[str, dict[str, Any]]]] = {
     "offenders": query_offenders,
     "agents": query_agents,
     "traffic": query_traffic,
+    "domains": query_domains,
+    "visitors": query_visitors,
+    "countries": query_countries,
+    "channels": query_channels,
 }
 
 
@@ -36,8 +54,10 @@ MAY_FOLD_SQL = ("SELECT coalesce(has_function_privilege("
 
 
 def prepare_session(cur: Any) -> None:
-    """Room for the aggregations: the 4 MB default spills a month's rollup to disk."""
-    cur.execute("SET work_mem = '64MB'")
+    """Room for the aggregations: the 4 MB default spills a month's rollup to disk. No
+    JIT: compiling costs 100-200 ms, which the cost of a branch left unread (the one-time
+    filters) often triggers, and saved no report time at 10M rows (bench/reports_bench.py)."""
+    cur.execute("SET work_mem = '64MB'; SET jit = off")
 
 
 def pruned_before(cur: Any) -> Any:
@@ -67,29 +87,46 @@ def rollup_range(cur: Any) -> RollupRange:
     return RollupRange(first, last)
 
 
-def run_report(cur: Any, name: str, filters: Filters) -> tuple[list[str], list[tuple]]:
-    """Run one report: (column names, rows). Also what bench/reports_bench.py times."""
+def run_report(cur: Any, name: str, filters: Filters, everything: bool = False,
+               depth: int = DEFAULT_DEPTH) -> tuple[list[str], list[tuple]]:
+    """Run one report: (column names, rows). Also what bench/reports_bench.py times.
+    `everything`: pages --all; `depth`: tree --depth."""
     if name == "pages":
-        sql, params = query_pages(filters, rollup_range(cur))
+        sql, params = query_pages(filters, rollup_range(cur), everything)
+    elif name == "static":
+        sql, params = query_static(filters, rollup_range(cur))
+    elif name == "tree":
+        sql, params = query_tree(filters, rollup_range(cur), depth)
     else:
         sql, params = QUERIES[name](filters)
+    if name in VISIT_REPORTS:  # JIT compiling takes 0.6 s, five times the query itself
+        cur.execute("SET jit = off")
     cur.execute(sql, params)
     return [d[0] for d in cur.description], cur.fetchall()
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.name == "html":  # every report on one page: logpipe.reports.html
+        from logpipe.reports.html.command import run_html
+
+        return run_html(args)
+    if getattr(args, "output", None):
+        raise UsageError("-o FILE is for `logpipe report html`; the other reports print "
+                         "on standard output (redirect it: > FILE)")
     if args.name not in REPORTS:
         raise UsageError(f"unknown report {args.name!r}; the reports are: "
                          f"{', '.join(REPORTS)}")
     if args.by_source and args.name not in SPLIT_BY_SOURCE:
         raise UsageError(f"--by-source splits {' and '.join(SPLIT_BY_SOURCE)}, not "
                          f"{args.name}; use --source NAME to keep one server's rows")
+    _check_page_options(args)
     dsn = config.resolve_dsn(args.dsn)
     limit = REPORTS[args.name].default_limit if args.limit is None else args.limit
     filters = Filters(path=args.path, vhost=args.vhost, limit=limit, by=args.by,
                       bots=True if args.bots else False if args.humans else None,
                       sources=tuple(dict.fromkeys(args.source or ())),
                       by_source=args.by_source)
+    filters.visit_gap = args.visit_gap
     conn = _connect(dsn)
     if conn is None:
         return 1
@@ -101,6 +138,17 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print_report(args.format, *result)
     return 0
+
+
+def _check_page_options(args: argparse.Namespace) -> None:
+    """--all is for pages, --depth for tree, which takes no --path."""
+    if getattr(args, "all", False) and args.name != "pages":
+        raise UsageError(f"--all is for `logpipe report pages`, not {args.name}")
+    if getattr(args, "depth", None) is not None and args.name != "tree":
+        raise UsageError(f"--depth is for `logpipe report tree`, not {args.name}")
+    if args.name == "tree" and args.path is not None:
+        raise UsageError("tree shows every directory; it takes no --path (use "
+                         "`logpipe report pages --path P` for one page)")
 
 
 def _connect(dsn: str) -> Any:
@@ -134,16 +182,20 @@ def _fetch(conn: Any, dsn: str, args: argparse.Namespace,
         # call in the server's log at every report.
         if may_fold(conn):
             db.fold_rollups(conn)
+        if args.name in VISIT_REPORTS:  # store the summaries of days counted from scratch
+            refresh_visits(conn, args, filters)
         conn.set_session(readonly=True, autocommit=True)
         with conn.cursor() as cur:
             prepare_session(cur)
             filters.since, filters.until = resolve_times(cur, args.since, args.until)
             filters.pruned_before = pruned_before(cur)
-            if filters.misses_pruned_rows(args.name):
+            # static and tree read the rollups pages reads
+            if filters.misses_pruned_rows("pages" if args.name in PAGE_REPORTS else args.name):
                 say(f"note: rows before {filters.pruned_before:%Y-%m-%d %H:%M %Z} were pruned; "
                     f"this report counts only the rows kept (pages, status and traffic "
                     f"without --path or --source keep daily totals)")
-            return run_report(cur, args.name, filters)
+            return run_report(cur, args.name, filters, getattr(args, "all", False),
+                              getattr(args, "depth", None) or DEFAULT_DEPTH)
     except (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedFunction) as exc:
         say(f"the reports are not installed in {db.describe_dsn(dsn)} "
             f"({str(exc).splitlines()[0]}); run `logpipe initdb` first")

@@ -44,11 +44,19 @@ READER_TABLES: Mapping[str, Sequence[str]] = {
         # the reports
         "access_log", "logpipe_pages", "logpipe_rollup_daily", "logpipe_rollup_quarter",
         "logpipe_pending_pages", "logpipe_pending_quarters", "logpipe_pending_referers",
-        "logpipe_hot_paths", "logpipe_path_referers", "logpipe_site_hosts",
-        "logpipe_pruned", "logpipe_quarters",
+        "logpipe_hot_paths", "logpipe_path_referers", "logpipe_path_referers_hourly",
+        "logpipe_site_hosts",
+        "logpipe_pruned", "logpipe_quarters", "logpipe_asset_patterns", "report_static",
         "report_referers", "report_pages", "report_status_daily", "report_broken_links",
         "report_offenders", "report_agents", "report_traffic_hourly",
         "report_traffic_daily",
+        # visitors, countries, channels (sql/030_visitors.sql)
+        "logpipe_referer_sources", "logpipe_visit_days", "logpipe_visit_daily",
+        "logpipe_visit_hourly", "logpipe_visit_countries", "logpipe_visit_channels",
+        "logpipe_visit_keyphrases", "report_visitors_daily", "report_countries",
+        "report_channels", "report_keyphrases",
+        # client names and page owners (sql/040_names.sql): report domains, the digest
+        "logpipe_dns_names", "report_domains", "logpipe_page_owners",
         # `logpipe status`
         "access_log_rejects", "logpipe_progress",
     )
@@ -56,7 +64,8 @@ READER_TABLES: Mapping[str, Sequence[str]] = {
 READER_FUNCTIONS: Sequence[str] = ()
 
 # What neither role is granted anything on: the owner's alone.
-OWNER_ONLY = ("logpipe_schema_version", "logpipe_partitioning")
+OWNER_ONLY = ("logpipe_schema_version", "logpipe_partitioning",
+              "logpipe_country_backfill")  # initdb's note that countries were filled
 
 
 class MissingRoles(Exception):

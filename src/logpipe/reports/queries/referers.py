@@ -3,6 +3,7 @@ own pages that answer 4xx (broken-links)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from logpipe.reports.filters import Filters, all_of, conditions, limit_clause
@@ -38,32 +39,110 @@ def rows_with_referer(columns: str, where: list[str], path_given: bool) -> str:
             f" UNION ALL SELECT {columns} FROM access_log a WHERE {all_of(oversize)}")
 
 
+HOUR = dt.timedelta(hours=1)
+
+
+def hour_floor(moment: dt.datetime) -> dt.datetime:
+    """The start of the UTC hour `moment` falls in (logpipe_hour in sql/020_reports.sql)."""
+    utc = moment.astimezone(dt.timezone.utc)
+    return utc.replace(minute=0, second=0, microsecond=0)
+
+
+def hour_ceil(moment: dt.datetime) -> dt.datetime:
+    floor = hour_floor(moment)
+    return floor if floor == moment else floor + HOUR
+
+
+def hot_path_window(f: Filters, params: dict[str, Any]) -> tuple[str | None, str | None]:
+    """For a hot path and a time window: the condition on an hour `r.hour` of the whole
+    hours inside the window (None for all time), and the condition on access_log AS a
+    for the partial hour at either end (None when there is none)."""
+    if f.since is None and f.until is None:
+        return None, None
+    first = None if f.since is None else hour_ceil(f.since)
+    last = None if f.until is None else hour_floor(f.until)
+    if first is not None and last is not None and first >= last:  # no whole hour inside
+        return "false", "a.time >= %(since)s AND a.time < %(until)s"
+    hours, edges = [], []
+    if first is not None:
+        hours.append("r.hour >= %(first_hour)s")
+        params["first_hour"] = first
+        if first != f.since:
+            edges.append("a.time >= %(since)s AND a.time < %(first_hour)s")
+    if last is not None:
+        hours.append("r.hour < %(last_hour)s")
+        params["last_hour"] = last
+        if last != f.until:
+            edges.append("a.time >= %(last_hour)s AND a.time < %(until)s")
+    return all_of(hours), " OR ".join(f"({edge})" for edge in edges) or None
+
+
+# Fewer hours inside the window than outside it (over the hours the path's hourly counts
+# span): add up the hours inside, else take the hours outside from the all-time counts.
+# A one-time filter: only one of the two is read.
+INSIDE_IS_LESS = (
+    "(SELECT coalesce(least(coalesce(%(last_hour)s::timestamptz, max(r.hour)), max(r.hour))"
+    " - greatest(coalesce(%(first_hour)s::timestamptz, min(r.hour)), min(r.hour))"
+    " <= (max(r.hour) - min(r.hour)) / 2, true)"
+    " FROM logpipe_path_referers_hourly r WHERE r.path = %(path)s)"
+)
+ROLLUP_COLUMNS = "r.vhost, r.referer, r.hits, r.bot_hits"
+NEGATED_COLUMNS = "r.vhost, r.referer, -r.hits, -r.bot_hits"
+
+
+def hot_path_counts(inside: str | None) -> str:
+    """The rows (vhost, referer, hits, bot_hits) of logpipe_path_referers* AS r and the
+    pending counts that add up to a hot path's referers over the whole hours `inside`
+    (all time for None); each still to be filtered on r.path (and r.vhost)."""
+    pending = "logpipe_pending_referers r"
+    if inside is None:
+        return (f"SELECT {ROLLUP_COLUMNS} FROM logpipe_path_referers r"
+                f" WHERE {{where}} UNION ALL SELECT {ROLLUP_COLUMNS} FROM {pending}"
+                " WHERE {where}")
+    hourly = "logpipe_path_referers_hourly r"
+    return (f"SELECT {ROLLUP_COLUMNS} FROM {hourly} WHERE {{where}} AND {inside}"
+            f" AND {INSIDE_IS_LESS}"
+            f" UNION ALL SELECT {ROLLUP_COLUMNS} FROM logpipe_path_referers r"
+            f" WHERE {{where}} AND NOT {INSIDE_IS_LESS}"
+            f" UNION ALL SELECT {NEGATED_COLUMNS} FROM {hourly}"
+            f" WHERE {{where}} AND NOT ({inside}) AND NOT {INSIDE_IS_LESS}"
+            f" UNION ALL SELECT {ROLLUP_COLUMNS} FROM {pending} WHERE {{where}} AND {inside}")
+
+
 def query_referers(f: Filters) -> tuple[str, dict[str, Any]]:
-    """Requests per (vhost, referer) from the report indexes, or, for a hot path over all
-    time, from logpipe_path_referers plus what is pending (sql/020_reports.sql); the
+    """Requests per (vhost, referer) from the report indexes, or, for a hot path, from
+    its referer counts (sql/020_reports.sql: all-time and hourly, plus what is pending)
+    and, for a time window, from access_log for the partial hour at either end; the
     EXISTS tests are one-time filters, so only one of the two is read."""
     params: dict[str, Any] = {}
     where = ["a.referer IS NOT NULL", "a.referer <> ''", *conditions(f, params)]
-    rollup = ""
+    hot_part = ""
     # the referer rollup has no sources: --source reads access_log
-    if f.path is not None and f.since is None and f.until is None and not f.sources:
+    if f.path is not None and not f.sources:
         hot = "EXISTS (SELECT FROM logpipe_hot_paths WHERE path = %(path)s)"
         counted = {None: "r.hits", True: "r.bot_hits", False: "r.hits - r.bot_hits"}[f.bots]
+        params.setdefault("first_hour", None)
+        params.setdefault("last_hour", None)
+        inside, edges = hot_path_window(f, params)
         rollup_where = [hot, "r.path = %(path)s"]
         if f.vhost is not None:
             rollup_where.append("r.vhost = %(vhost)s")
-        rollup = (
-            f"SELECT nullif(r.vhost, '') AS vhost, r.referer, sum({counted}) AS hits"
-            " FROM (SELECT path, vhost, referer, hits, bot_hits FROM logpipe_path_referers"
-            " UNION ALL SELECT path, vhost, referer, hits, bot_hits"
-            f" FROM logpipe_pending_referers) r WHERE {all_of(rollup_where)}"
-            " GROUP BY 1, 2 UNION ALL "
-        )
+        counts = hot_path_counts(inside).format(where=all_of(rollup_where))
+        hot_part = (f"SELECT nullif(r.vhost, '') AS vhost, r.referer, sum({counted}) AS hits"
+                    f" FROM ({counts}) r GROUP BY 1, 2 UNION ALL ")
+        if edges is not None:
+            # Through the time index alone: `path || ''` keeps the planner off the path
+            # index, which holds every request of a hot path (hundreds of thousands).
+            edge_where = ["a.referer IS NOT NULL", "a.referer <> ''", hot, f"({edges})",
+                          *[c.replace("a.path =", "a.path || '' =")
+                            for c in conditions(f, params, time=False)]]
+            hot_part += (f"SELECT a.vhost, a.referer, count(*) AS hits FROM access_log a"
+                         f" WHERE {all_of(edge_where)} GROUP BY a.vhost, a.referer UNION ALL ")
         where.append(f"NOT {hot}")
     rows = rows_with_referer("a.vhost, a.referer", where, f.path is not None)
     sql = (
         "SELECT g.referer, sum(g.hits)::bigint AS hits"
-        f" FROM ({rollup}SELECT a.vhost, a.referer, count(*) AS hits FROM ({rows}) a"
+        f" FROM ({hot_part}SELECT a.vhost, a.referer, count(*) AS hits FROM ({rows}) a"
         f" GROUP BY a.vhost, a.referer) g {REFERER_HOST}"
         f" WHERE NOT {SAME_SITE} AND g.hits > 0"
         " GROUP BY g.referer ORDER BY hits DESC, g.referer" + limit_clause(f, params)

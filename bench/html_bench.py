@@ -1,0 +1,130 @@
+"""How long does `logpipe report html --since 30d` take on a month of a busy site, and
+where does the time go?
+
+    python bench/html_bench.py [--rows 10000000] [--repeat 3] [--admin-dsn dbname=postgres]
+
+1. creates a throwaway database and fills it with reports_bench.py's generated rows
+   (30 days up to now, 2 vhosts, Zipf-like paths, referers and clients), then runs
+   `logpipe initdb` (index, rollups);
+2. runs the real command, `logpipe report html --since 30d -o FILE`, as the database's
+   owner: once cold (it folds the rollups and stores the visit summaries of the whole
+   days, as `logpipe report visitors` does), then --repeat times (median);
+3. times each panel's query in-process (what data.collect runs), the page build, and
+   prints the file's size;
+4. drops the database (also on errors and Ctrl-C), unless --keep.
+
+Prints one Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from reports_bench import connect, generate
+
+from logpipe.reports.filters import Filters, resolve_times
+from logpipe.reports.html.data import collect
+from logpipe.reports.html.page import build_page
+from logpipe.reports.run import prepare_session, run_report
+from logpipe.reports.times import parse_time
+from logpipe.store import database as db
+
+PANELS = ["traffic", "status", "pages", "referers", "broken-links", "agents", "offenders",
+          "visitors", "channels", "countries"]
+
+
+def run_html(dsn: str, out: Path) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "logpipe", "report", "html", "--since", "30d",
+                    "--dsn", dsn, "-o", str(out)], check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def panel_times(dsn: str) -> list[tuple[str, float]]:
+    """Each report collect() runs, once, with the window of --since 30d."""
+    conn = connect(dsn)
+    rows = []
+    with conn.cursor() as cur:
+        prepare_session(cur)
+        since, _ = resolve_times(cur, parse_time("30d"), None)
+        base = Filters(since=since)
+        for name in PANELS:
+            limit = None if name in ("traffic", "status", "visitors") else 20
+            t0 = time.perf_counter()
+            run_report(cur, name, dataclasses.replace(base, by="day", limit=limit))
+            rows.append((name, time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        data = collect(cur, Filters(since=since), None)
+        rows.append(("collect() in all", time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        build_page(data, "bench")
+        rows.append(("build_page()", time.perf_counter() - t0))
+    conn.close()
+    return rows
+
+
+def bench(dsn: str, args: argparse.Namespace) -> None:
+    conn = connect(dsn)
+    with conn.cursor() as cur:
+        cur.execute((ROOT / "sql" / "001_tables.sql").read_text())
+    print(f"generating {args.rows:,} rows", flush=True)
+    generate(dsn, args.rows, args.chunk)
+    db.initdb(dsn)
+    with conn.cursor() as cur:
+        cur.execute("VACUUM ANALYZE")
+    conn.close()
+    out = Path(tempfile.mkdtemp()) / "report.html"
+    cold = run_html(dsn, out)
+    warm = statistics.median(run_html(dsn, out) for _ in range(args.repeat))
+    print(f"\n{args.rows:,} rows over 30 days; `logpipe report html --since 30d`:\n")
+    print("| step | seconds |\n|---|---:|")
+    print(f"| the command, first run (folds, stores visit summaries) | {cold:.2f} |")
+    print(f"| the command, median of {args.repeat} more | {warm:.2f} |")
+    for name, seconds in panel_times(dsn):
+        print(f"| {name} | {seconds:.2f} |")
+    print(f"| file size | {out.stat().st_size / 1024:,.0f} KiB |")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", type=int, default=10_000_000)
+    p.add_argument("--chunk", type=int, default=1_000_000, help="rows per INSERT")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--admin-dsn", default=os.environ.get("LOGPIPE_BENCH_ADMIN_DSN",
+                                                         "dbname=postgres"))
+    p.add_argument("--keep", action="store_true", help="do not drop the database")
+    args = p.parse_args()
+    name = f"logpipe_html_bench_{os.getpid()}"
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally: below
+    admin: Any = connect(args.admin_dsn)
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    try:
+        bench(f"{args.admin_dsn} dbname={name}", args)
+    finally:
+        if args.keep:
+            print(f"\nkept database {name}")
+        else:
+            with admin.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

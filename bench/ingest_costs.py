@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Where the PostgreSQL backend's time goes per row loaded: COPY of the same rows into
+access_log as `logpipe initdb` makes it, then with its parts taken away one by one.
+
+    python3 bench/ingest_costs.py [--rows 200000] [--batch 20000] [--admin-dsn dbname=postgres]
+
+Measures the CPU time of the backend itself (/proc/PID/stat: user + system), not the
+wall clock, so the figures hold on a busy machine too (the server must run on this
+host). Each configuration: the best of 3 loads of the rows in transactions of --batch
+rows, as the writer loads them. The database is made and dropped here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import psycopg2
+import reports_bench  # the generated rows of the reports bench, last hour's
+
+from logpipe.store import database as db
+from logpipe.store.copy import COPY_ROWS_SQL
+
+# Each step keeps what the ones before it took away.
+STEPS = [
+    ("access_log as installed", []),
+    ("rollup trigger capturing the rows, doing nothing with them",
+     [("CREATE OR REPLACE FUNCTION logpipe_rollup_add() RETURNS trigger LANGUAGE plpgsql"
+       " AS $$ BEGIN RETURN NULL; END $$")]),
+    ("no rollup trigger", ["ALTER TABLE access_log DISABLE TRIGGER access_log_rollup_insert"]),
+    ("no report index for oversize rows", ["DROP INDEX access_log_oversize_referers"]),
+    ("no report index", ["DROP INDEX access_log_path_referers"]),
+    ("no index at all (partitions only)", ["DROP INDEX access_log_time_brin"]),
+]
+
+
+def backend_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(conn: Any, sql: str, lines: list[str], batch: int) -> None:
+    conn.autocommit = False
+    with conn.cursor() as cur:
+        for lo in range(0, len(lines), batch):
+            cur.copy_expert(sql, io.StringIO("".join(lines[lo:lo + batch])))
+            conn.commit()
+    conn.autocommit = True
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", type=int, default=200_000)
+    p.add_argument("--batch", type=int, default=20_000)
+    p.add_argument("--admin-dsn", default="dbname=postgres")
+    args = p.parse_args()
+    name = f"logpipe_costs_{os.getpid()}"
+    admin = psycopg2.connect(args.admin_dsn)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    try:
+        db.initdb(f"{args.admin_dsn} dbname={name}")
+        conn = reports_bench.connect(f"{args.admin_dsn} dbname={name}")
+        lines = reports_bench.copy_data(conn, args.rows)
+        with conn.cursor() as cur:
+            cur.execute("SET work_mem = '32MB'; SET synchronous_commit = off")  # as the writer
+            cur.execute("CREATE TABLE bare (LIKE access_log INCLUDING DEFAULTS)")
+            cur.execute("SELECT pg_backend_pid()")
+            pid = cur.fetchone()[0]
+
+        def measure(sql: str, table: str) -> float:
+            best = float("inf")
+            for _ in range(3):
+                with conn.cursor() as cur:
+                    cur.execute(f"TRUNCATE {table}")
+                before = backend_cpu(pid)
+                load(conn, sql, lines, args.batch)
+                best = min(best, backend_cpu(pid) - before)
+            return best / len(lines) * 1e6
+
+        print(f"backend CPU per row, {len(lines):,} rows in transactions of {args.batch:,}"
+              " (best of 3)\n")
+        print("| access_log | µs/row | vs. the step before |")
+        print("|---|---:|---:|")
+        before = None
+        for label, setup in STEPS:
+            with conn.cursor() as cur:
+                for sql in setup:
+                    cur.execute(sql)
+            us = measure(COPY_ROWS_SQL, "access_log")
+            step = "" if before is None else f"{us - before:+.2f}"
+            print(f"| {label} | {us:.2f} | {step} |", flush=True)
+            before = us
+        bare = measure(COPY_ROWS_SQL.replace("COPY access_log", "COPY bare"), "bare")
+        print(f"| a bare table, not partitioned (the limit) | {bare:.2f} | {bare - before:+.2f} |")
+        conn.close()
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

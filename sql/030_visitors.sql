@@ -1,0 +1,536 @@
+-- Visitors, visits, countries and channels: helper functions, daily summaries and the
+-- report_* views. Idempotent like every file here.
+--
+-- A visitor is one client address and User-Agent on one UTC day (GoAccess's
+-- definition), on one vhost. A visit is a visitor's requests with no gap longer than
+-- `gap` seconds between two of them (30 minutes by default: `logpipe report visitors
+-- --visit-gap`). A visit's channel comes from the referer of its first request:
+-- direct (none), internal (the site's own host, as report_referers decides: the
+-- row's vhost or a host of logpipe_site_hosts), search, social, webmail (the hosts of
+-- logpipe_referer_sources) or website (any other host, which is the source).
+--
+--     SELECT * FROM report_visitors_daily WHERE day >= current_date - 7;
+--     SELECT * FROM report_countries LIMIT 20;
+--     SELECT * FROM report_channels LIMIT 20;
+--     SELECT * FROM report_keyphrases LIMIT 20;
+--
+-- Counting visits means sorting each visitor's requests by time, ~1 s per million
+-- rows. So whole UTC days are counted once and kept (logpipe_visit_days and the
+-- logpipe_visit_* summaries, per gap), and used as long as the day's totals in the
+-- quarter-hour rollup (logpipe_quarters) are those the summary was made from: a row
+-- loaded late, or deleted, makes its day count again from access_log. Reports and
+-- views are exact at any moment: a day without a summary that is up to date (today, a
+-- day just backfilled) is counted from access_log as the report runs, and
+-- logpipe_visits_refresh() (run by `logpipe report` where the role may: the owner)
+-- stores it for the next time.
+
+-- -- Referer -> channel ----------------------------------------------------------------
+
+-- Search engines, social networks and webmail, by host. `host` is a host name, which
+-- also matches its subdomains (t.co, news.ycombinator.com), or a name followed by
+-- '.*', which matches it under any top-level domain of one or two short labels
+-- (google.* matches google.com, www.google.co.uk, google.de; not google.evil.com).
+-- The most specific match wins: mail.google.com is webmail, www.google.com search.
+-- keyphrase: the query parameters that carry the search words, when the engine still
+-- sends them. Add your own rows; initdb adds missing ones and changes none.
+CREATE TABLE IF NOT EXISTS logpipe_referer_sources (
+    host      text PRIMARY KEY CHECK (host = lower(host)),
+    channel   text NOT NULL CHECK (channel IN ('search', 'social', 'webmail', 'website')),
+    source    text NOT NULL,
+    keyphrase text[] NOT NULL DEFAULT '{}'
+);
+
+INSERT INTO logpipe_referer_sources (host, channel, source, keyphrase) VALUES
+    ('google.*', 'search', 'Google', '{q}'),
+    ('com.google.android.googlequicksearchbox', 'search', 'Google', '{}'),
+    ('bing.com', 'search', 'Bing', '{q}'),
+    ('cn.bing.com', 'search', 'Bing', '{q}'),
+    ('duckduckgo.com', 'search', 'DuckDuckGo', '{q}'),
+    ('yandex.*', 'search', 'Yandex', '{text}'),
+    ('ya.ru', 'search', 'Yandex', '{text}'),
+    ('baidu.com', 'search', 'Baidu', '{wd,word}'),
+    ('ecosia.org', 'search', 'Ecosia', '{q}'),
+    ('search.yahoo.*', 'search', 'Yahoo', '{p}'),
+    ('yahoo.*', 'search', 'Yahoo', '{p}'),
+    ('qwant.com', 'search', 'Qwant', '{q}'),
+    ('startpage.com', 'search', 'Startpage', '{query,q}'),
+    ('search.brave.com', 'search', 'Brave', '{q}'),
+    ('kagi.com', 'search', 'Kagi', '{q}'),
+    ('naver.com', 'search', 'Naver', '{query}'),
+    ('seznam.cz', 'search', 'Seznam', '{q}'),
+    ('sogou.com', 'search', 'Sogou', '{query}'),
+    ('so.com', 'search', '360 Search', '{q}'),
+    ('ask.com', 'search', 'Ask', '{q}'),
+    ('search.aol.com', 'search', 'AOL', '{q}'),
+    ('mojeek.com', 'search', 'Mojeek', '{q}'),
+    ('facebook.com', 'social', 'Facebook', '{}'),
+    ('fb.me', 'social', 'Facebook', '{}'),
+    ('com.facebook.katana', 'social', 'Facebook', '{}'),
+    ('t.co', 'social', 'X/Twitter', '{}'),
+    ('twitter.com', 'social', 'X/Twitter', '{}'),
+    ('x.com', 'social', 'X/Twitter', '{}'),
+    ('com.twitter.android', 'social', 'X/Twitter', '{}'),
+    ('linkedin.com', 'social', 'LinkedIn', '{}'),
+    ('lnkd.in', 'social', 'LinkedIn', '{}'),
+    ('com.linkedin.android', 'social', 'LinkedIn', '{}'),
+    ('reddit.com', 'social', 'Reddit', '{}'),
+    ('com.reddit.frontpage', 'social', 'Reddit', '{}'),
+    ('instagram.com', 'social', 'Instagram', '{}'),
+    ('youtube.com', 'social', 'YouTube', '{}'),
+    ('pinterest.*', 'social', 'Pinterest', '{}'),
+    ('news.ycombinator.com', 'social', 'Hacker News', '{}'),
+    ('mastodon.social', 'social', 'Mastodon', '{}'),
+    ('bsky.app', 'social', 'Bluesky', '{}'),
+    ('threads.net', 'social', 'Threads', '{}'),
+    ('tiktok.com', 'social', 'TikTok', '{}'),
+    ('vk.com', 'social', 'VK', '{}'),
+    ('tumblr.com', 'social', 'Tumblr', '{}'),
+    ('quora.com', 'social', 'Quora', '{}'),
+    ('org.telegram.messenger', 'social', 'Telegram', '{}'),
+    ('web.telegram.org', 'social', 'Telegram', '{}'),
+    ('web.whatsapp.com', 'social', 'WhatsApp', '{}'),
+    ('mail.google.com', 'webmail', 'Gmail', '{}'),
+    ('com.google.android.gm', 'webmail', 'Gmail', '{}'),
+    ('outlook.live.com', 'webmail', 'Outlook', '{}'),
+    ('outlook.office.com', 'webmail', 'Outlook', '{}'),
+    ('outlook.office365.com', 'webmail', 'Outlook', '{}'),
+    ('mail.yahoo.*', 'webmail', 'Yahoo Mail', '{}'),
+    ('mail.yandex.*', 'webmail', 'Yandex Mail', '{}'),
+    ('e.mail.ru', 'webmail', 'Mail.ru', '{}'),
+    ('mail.proton.me', 'webmail', 'Proton Mail', '{}'),
+    ('mail.aol.com', 'webmail', 'AOL Mail', '{}'),
+    ('gmx.*', 'webmail', 'GMX', '{}'),
+    ('web.de', 'webmail', 'WEB.DE', '{}'),
+    ('mail.zoho.*', 'webmail', 'Zoho Mail', '{}'),
+    ('app.fastmail.com', 'webmail', 'Fastmail', '{}')
+ON CONFLICT (host) DO NOTHING;
+
+-- The rule of logpipe_referer_sources for a host (see there), NULL for none.
+CREATE OR REPLACE FUNCTION logpipe_referer_source(host text)
+RETURNS logpipe_referer_sources
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+DECLARE
+    labels text[] := string_to_array(host, '.');
+    n integer := coalesce(array_length(labels, 1), 0);
+    names text[] := '{}';
+    weights integer[] := '{}';
+    found logpipe_referer_sources;
+BEGIN
+    IF n > 8 THEN  -- no rule has more labels: a hostile 8 KB host costs no more
+        labels := labels[n - 7 : n];
+        n := 8;
+    END IF;
+    -- candidates with their weight: labels matched, times 2, plus 1 for an exact name
+    FOR i IN 1 .. n LOOP
+        names := names || array_to_string(labels[i:n], '.');
+        weights := weights || (2 * (n - i + 1) + 1);
+        FOR k IN 1 .. 2 LOOP  -- 'name.*': the last k labels are a short top-level domain
+            EXIT WHEN n - k < i OR length(labels[n - k + 1]) > 3;
+            names := names || (array_to_string(labels[i:n - k], '.') || '.*');
+            weights := weights || 2 * (n - i + 1);
+        END LOOP;
+    END LOOP;
+    SELECT s.* INTO found
+      FROM unnest(names, weights) AS c(name, weight)
+      JOIN logpipe_referer_sources s ON s.host = c.name
+     ORDER BY c.weight DESC LIMIT 1;
+    RETURN found;
+END
+$$;
+
+-- A percent-encoded query value as text: '+' is a space, %xx a byte of UTF-8; the
+-- value as it is when those bytes are not UTF-8.
+CREATE OR REPLACE FUNCTION logpipe_url_decode(value text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN convert_from(string_agg(
+        CASE WHEN m[1] IS NOT NULL THEN decode(substr(m[1], 2), 'hex')
+             ELSE convert_to(m[2], 'UTF8') END, ''::bytea ORDER BY o), 'UTF8')
+      FROM regexp_matches(replace(value, '+', ' '), '(%[0-9A-Fa-f]{2})|([^%]+|%)', 'g')
+           WITH ORDINALITY AS r(m, o);
+EXCEPTION WHEN character_not_in_repertoire OR untranslatable_character THEN
+    RETURN value;
+END
+$$;
+
+-- The search words a referer carries in one of `params` ('{q}'), trimmed and in lower
+-- case; NULL when there are none (most engines no longer send them).
+CREATE OR REPLACE FUNCTION logpipe_referer_keyphrase(referer text, params text[])
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT nullif(lower(btrim(logpipe_url_decode(
+               (regexp_match(referer, '[?&#]' || p.name || '=([^&#]*)'))[1]))), '')
+      FROM unnest(params) WITH ORDINALITY AS p(name, o)
+     WHERE referer ~ ('[?&#]' || p.name || '=[^&#]')
+     ORDER BY p.o LIMIT 1
+$$;
+
+-- The channel and source of a visit whose first request's referer has host `host`
+-- (logpipe_url_host) and was made to `vhost`, and the query parameters that carry
+-- the search words of that source. Reports classify each distinct host once.
+CREATE OR REPLACE FUNCTION logpipe_host_channel(host text, vhost text,
+                                                OUT channel text, OUT source text,
+                                                OUT params text[])
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+DECLARE
+    rule logpipe_referer_sources;
+BEGIN
+    IF host IS NULL THEN  -- no referer, or one without a host ('-', junk)
+        channel := 'direct';
+        RETURN;
+    END IF;
+    IF host = logpipe_host(vhost) OR host IN (SELECT h.host FROM logpipe_site_hosts h) THEN
+        channel := 'internal';
+        source := host;
+        RETURN;
+    END IF;
+    rule := logpipe_referer_source(host);
+    IF rule.host IS NULL THEN
+        channel := 'website';
+        source := host;
+        RETURN;
+    END IF;
+    channel := rule.channel;
+    source := rule.source;
+    params := rule.keyphrase;
+END
+$$;
+
+-- The channel, source and search words (NULL when none) of a visit whose first
+-- request had `referer` and was made to `vhost`.
+CREATE OR REPLACE FUNCTION logpipe_referer_channel(referer text, vhost text,
+                                                   OUT channel text, OUT source text,
+                                                   OUT keyphrase text)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT c.channel, c.source,
+           CASE WHEN c.params <> '{}'
+                THEN left(logpipe_referer_keyphrase(referer, c.params), 200) END
+      FROM logpipe_host_channel(logpipe_url_host(referer), vhost) c
+$$;
+
+-- -- Visits from access_log -------------------------------------------------------------
+
+-- access_log's rows in [lo, hi), each with what the reports count it as (filters, NULL
+-- for all: vhost, sources (source = ANY), path):
+--   visit_start: the first request of a visit (the first of its visitor, or the first
+--     after more than `gap` seconds without one);
+--   first_of_day: its visitor's first request of the day;
+--   first_of_hour: its visitor's first request of that UTC hour;
+--   rn, n: its place among its visitor's requests, and how many there are.
+-- One sort of the rows, by visitor and time, and one pass over them. Requests of one
+-- second are ordered by referer, so that the result never varies.
+CREATE OR REPLACE FUNCTION logpipe_visit_rows(lo timestamptz, hi timestamptz,
+                                              gap integer DEFAULT 1800,
+                                              vhost text DEFAULT NULL,
+                                              sources text[] DEFAULT NULL,
+                                              path text DEFAULT NULL)
+RETURNS TABLE (day date, hour smallint, vhost text, remote_host text, user_agent text,
+               bot boolean, country text, referer text, bytes bigint, visit_start boolean,
+               first_of_day boolean, first_of_hour boolean, rn bigint, n bigint)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT r.day, r.hour, r.vhost, r.remote_host, r.user_agent, r.bot, r.country, r.referer,
+           r.bytes,
+           coalesce(r.time - lag(r.time) OVER w > gap * interval '1 second', true),
+           row_number() OVER w = 1,
+           lag(r.hour) OVER w IS DISTINCT FROM r.hour,
+           row_number() OVER w,
+           count(*) OVER (PARTITION BY r.visitor, r.day, r.vhost COLLATE "C",
+                                       r.remote_host COLLATE "C", r.user_agent COLLATE "C")
+      FROM (SELECT a.time, (a.time AT TIME ZONE 'UTC')::date AS day,
+                   hashtextextended(coalesce(a.vhost, '') || E'\n' || coalesce(a.remote_host, '')
+                                    || E'\n' || coalesce(a.user_agent, ''), 0) AS visitor,
+                   date_part('hour', a.time AT TIME ZONE 'UTC')::smallint AS hour,
+                   a.vhost, a.remote_host, a.user_agent, a.referer, a.country,
+                   coalesce(a.is_bot, a.user_agent IS NULL) AS bot,
+                   logpipe_rollup_bytes(a.bytes, a.bytes_out) AS bytes
+              FROM access_log a
+             WHERE a.time >= lo AND a.time < hi
+               AND ($4 IS NULL OR a.vhost = $4)
+               AND ($5 IS NULL OR a.source = ANY ($5))
+               AND ($6 IS NULL OR a.path = $6)) r
+    -- Only equality matters here: a hash of the visitor first decides most comparisons
+    -- of the sort (30% faster), the values themselves (in byte order, "C", the
+    -- fastest) keep two visitors with one hash apart.
+    WINDOW w AS (PARTITION BY r.visitor, r.day, r.vhost COLLATE "C", r.remote_host COLLATE "C",
+                              r.user_agent COLLATE "C"
+                 ORDER BY r.time, r.referer COLLATE "C")
+$$;
+
+-- The visits among logpipe_visit_rows(...): the first request's hour, vhost, bot flag,
+-- country and referer, and how many requests the visit made.
+CREATE OR REPLACE FUNCTION logpipe_visit_starts(lo timestamptz, hi timestamptz,
+                                                gap integer DEFAULT 1800,
+                                                vhost text DEFAULT NULL,
+                                                sources text[] DEFAULT NULL,
+                                                path text DEFAULT NULL)
+RETURNS TABLE (day date, hour smallint, vhost text, bot boolean, country text,
+               referer text, hits bigint)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT r.day, r.hour, r.vhost, r.bot, r.country, r.referer,
+           coalesce(lead(r.rn) OVER (PARTITION BY r.day, r.vhost COLLATE "C",
+                                                  r.remote_host COLLATE "C",
+                                                  r.user_agent COLLATE "C" ORDER BY r.rn),
+                    r.n + 1) - r.rn
+      FROM logpipe_visit_rows($1, $2, $3, $4, $5, $6) r
+     WHERE r.visit_start
+$$;
+
+
+-- -- Summaries of whole days -------------------------------------------------------
+
+-- The days summarized, per visit gap, with the totals of access_log they were made
+-- from (the same as logpipe_quarters counts: hits, and bytes as a checksum).
+CREATE TABLE IF NOT EXISTS logpipe_visit_days (
+    day          date        NOT NULL,
+    gap          integer     NOT NULL,
+    hits         bigint      NOT NULL,
+    bytes        bigint      NOT NULL,
+    refreshed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (day, gap)
+);
+
+CREATE TABLE IF NOT EXISTS logpipe_visit_daily (
+    day      date    NOT NULL,
+    gap      integer NOT NULL,
+    vhost    text,
+    bot      boolean NOT NULL,
+    visitors bigint  NOT NULL,
+    visits   bigint  NOT NULL,
+    hits     bigint  NOT NULL
+);
+CREATE TABLE IF NOT EXISTS logpipe_visit_hourly (
+    day      date     NOT NULL,
+    gap      integer  NOT NULL,
+    hour     smallint NOT NULL,            -- UTC hour of the day
+    vhost    text,
+    bot      boolean  NOT NULL,
+    visitors bigint   NOT NULL,            -- visitors with a request in that hour
+    visits   bigint   NOT NULL,            -- visits that began in it
+    hits     bigint   NOT NULL
+);
+CREATE TABLE IF NOT EXISTS logpipe_visit_countries (
+    day      date    NOT NULL,
+    gap      integer NOT NULL,
+    vhost    text,
+    bot      boolean NOT NULL,
+    country  text,
+    visitors bigint  NOT NULL,
+    hits     bigint  NOT NULL
+);
+CREATE TABLE IF NOT EXISTS logpipe_visit_channels (
+    day     date    NOT NULL,
+    gap     integer NOT NULL,
+    vhost   text,
+    bot     boolean NOT NULL,
+    channel text    NOT NULL,
+    source  text,
+    visits  bigint  NOT NULL,
+    hits    bigint  NOT NULL               -- requests of those visits
+);
+CREATE TABLE IF NOT EXISTS logpipe_visit_keyphrases (
+    day       date    NOT NULL,
+    gap       integer NOT NULL,
+    vhost     text,
+    bot       boolean NOT NULL,
+    source    text    NOT NULL,
+    keyphrase text    NOT NULL,
+    visits    bigint  NOT NULL
+);
+DO $$
+BEGIN
+    IF to_regclass('logpipe_visit_daily_day') IS NULL THEN
+        CREATE INDEX logpipe_visit_daily_day ON logpipe_visit_daily (gap, day);
+        CREATE INDEX logpipe_visit_hourly_day ON logpipe_visit_hourly (gap, day);
+        CREATE INDEX logpipe_visit_countries_day ON logpipe_visit_countries (gap, day);
+        CREATE INDEX logpipe_visit_channels_day ON logpipe_visit_channels (gap, day);
+        CREATE INDEX logpipe_visit_keyphrases_day ON logpipe_visit_keyphrases (gap, day);
+    END IF;
+END
+$$;
+
+-- Per UTC day from `lo` to `hi` (dates): the day, whether its summary for `gap` is up
+-- to date, and whether access_log has rows of it according to the rollup.
+CREATE OR REPLACE FUNCTION logpipe_visit_day_state(lo date, hi date, gap integer)
+RETURNS TABLE (day date, fresh boolean)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT q.day, coalesce(d.hits = q.hits AND d.bytes = q.bytes, false)
+      FROM (SELECT (quarter AT TIME ZONE 'UTC')::date AS day, sum(hits) AS hits,
+                   sum(bytes) AS bytes
+              FROM logpipe_quarters
+             WHERE (lo IS NULL OR quarter >= lo::timestamp AT TIME ZONE 'UTC')
+               AND (hi IS NULL OR quarter < hi::timestamp AT TIME ZONE 'UTC')
+             GROUP BY 1 HAVING sum(hits) > 0) q
+      LEFT JOIN logpipe_visit_days d ON d.day = q.day AND d.gap = $3
+$$;
+
+-- Summarize the days from `lo` to `hi` (dates; NULL: no bound) whose summary for `gap`
+-- is missing or out of date, except the current UTC day (still being written) and
+-- days `logpipe prune` emptied. Returns how many days it summarized. One at a time
+-- per gap (an advisory lock); SECURITY DEFINER like the fold, so that a role granted
+-- EXECUTE keeps the summaries without any right on them. Each day is one statement:
+-- one sort of its rows, whatever it stores.
+CREATE OR REPLACE FUNCTION logpipe_visits_refresh(gap integer DEFAULT 1800,
+                                                  lo date DEFAULT NULL, hi date DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER AS $$
+DECLARE
+    today date := (now() AT TIME ZONE 'UTC')::date;
+    pruned date := (SELECT (max(range_to) AT TIME ZONE 'UTC')::date FROM logpipe_pruned);
+    d date;
+    done integer := 0;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('logpipe_visits_refresh'), gap);
+    FOR d IN SELECT s.day FROM logpipe_visit_day_state(lo, hi, gap) s
+              WHERE NOT s.fresh AND s.day < today AND (pruned IS NULL OR s.day >= pruned)
+              ORDER BY s.day LOOP
+        DELETE FROM logpipe_visit_daily v WHERE v.gap = $1 AND v.day = d;
+        DELETE FROM logpipe_visit_hourly v WHERE v.gap = $1 AND v.day = d;
+        DELETE FROM logpipe_visit_countries v WHERE v.gap = $1 AND v.day = d;
+        DELETE FROM logpipe_visit_channels v WHERE v.gap = $1 AND v.day = d;
+        DELETE FROM logpipe_visit_keyphrases v WHERE v.gap = $1 AND v.day = d;
+        WITH r AS MATERIALIZED (
+            SELECT * FROM logpipe_visit_rows(d::timestamp AT TIME ZONE 'UTC',
+                                             (d + 1)::timestamp AT TIME ZONE 'UTC', gap)
+        ), g AS MATERIALIZED (  -- visits per vhost, bot flag and first referer
+            SELECT s.vhost, s.bot, s.referer, logpipe_url_host(s.referer) AS host,
+                   count(*) AS visits, sum(s.hits) AS hits
+              FROM (SELECT r.vhost, r.bot, r.referer,
+                           coalesce(lead(r.rn) OVER (
+                               PARTITION BY r.vhost COLLATE "C", r.remote_host COLLATE "C",
+                                            r.user_agent COLLATE "C" ORDER BY r.rn),
+                                    r.n + 1) - r.rn AS hits
+                      FROM r WHERE r.visit_start) s
+             GROUP BY 1, 2, 3
+        ), h AS MATERIALIZED (  -- each (vhost, host) classified once
+            SELECT coalesce(x.vhost, '') AS vhost, coalesce(x.host, '') AS host, ch.*
+              FROM (SELECT DISTINCT g.vhost, g.host FROM g) x
+             CROSS JOIN LATERAL logpipe_host_channel(x.host, x.vhost) ch
+        ), c AS MATERIALIZED (
+            SELECT g.vhost, g.bot, h.channel, h.source,
+                   CASE WHEN h.params <> '{}'
+                        THEN left(logpipe_referer_keyphrase(g.referer, h.params), 200)
+                   END AS keyphrase, g.visits, g.hits
+              FROM g JOIN h ON h.vhost = coalesce(g.vhost, '') AND h.host = coalesce(g.host, '')
+        ), daily AS (
+            INSERT INTO logpipe_visit_daily
+            SELECT d, gap, r.vhost, r.bot, count(*) FILTER (WHERE r.first_of_day),
+                   count(*) FILTER (WHERE r.visit_start), count(*)
+              FROM r GROUP BY r.vhost, r.bot
+        ), hourly AS (
+            INSERT INTO logpipe_visit_hourly
+            SELECT d, gap, r.hour, r.vhost, r.bot, count(*) FILTER (WHERE r.first_of_hour),
+                   count(*) FILTER (WHERE r.visit_start), count(*)
+              FROM r GROUP BY r.hour, r.vhost, r.bot
+        ), countries AS (
+            INSERT INTO logpipe_visit_countries
+            SELECT d, gap, r.vhost, r.bot, r.country, count(*) FILTER (WHERE r.first_of_day),
+                   count(*)
+              FROM r GROUP BY r.vhost, r.bot, r.country
+        ), channels AS (
+            INSERT INTO logpipe_visit_channels
+            SELECT d, gap, c.vhost, c.bot, c.channel, c.source, sum(c.visits), sum(c.hits)
+              FROM c GROUP BY 3, 4, 5, 6
+        ), keyphrases AS (
+            INSERT INTO logpipe_visit_keyphrases
+            SELECT d, gap, c.vhost, c.bot, c.source, c.keyphrase, sum(c.visits)
+              FROM c WHERE c.keyphrase IS NOT NULL GROUP BY 3, 4, 5, 6
+        )
+        INSERT INTO logpipe_visit_days AS v (day, gap, hits, bytes)
+        SELECT d, gap, count(*), coalesce(sum(r.bytes), 0) FROM r
+        ON CONFLICT ON CONSTRAINT logpipe_visit_days_pkey DO UPDATE
+           SET hits = excluded.hits, bytes = excluded.bytes, refreshed_at = now();
+        done := done + 1;
+    END LOOP;
+    RETURN done;
+END
+$$;
+ALTER FUNCTION logpipe_visits_refresh(integer, date, date) SET search_path = public, pg_temp;
+-- JIT compiling a day's statement costs more than running it
+ALTER FUNCTION logpipe_visits_refresh(integer, date, date) SET jit = off;
+REVOKE EXECUTE ON FUNCTION logpipe_visits_refresh(integer, date, date) FROM PUBLIC;
+
+-- -- Views ----------------------------------------------------------------------------
+-- Over all time with the default gap of 30 minutes: the summaries of the days that are
+-- up to date, and access_log for the others. `logpipe report visitors|countries|channels`
+-- runs filtered versions of the same.
+
+CREATE OR REPLACE VIEW report_visitors_daily AS
+SELECT u.day, u.vhost, sum(u.visitors)::bigint AS visitors, sum(u.visits)::bigint AS visits,
+       sum(u.hits)::bigint AS hits
+  FROM (SELECT v.day, v.vhost, v.visitors, v.visits, v.hits
+          FROM logpipe_visit_daily v
+          JOIN logpipe_visit_day_state(NULL, NULL, 1800) s ON s.day = v.day AND s.fresh
+         WHERE v.gap = 1800
+        UNION ALL
+        SELECT p.day, p.vhost, count(*) FILTER (WHERE p.first_of_day),
+               count(*) FILTER (WHERE p.visit_start), count(*)
+          FROM logpipe_visit_day_state(NULL, NULL, 1800) s
+         CROSS JOIN LATERAL logpipe_visit_rows(s.day::timestamp AT TIME ZONE 'UTC',
+                                               (s.day + 1)::timestamp AT TIME ZONE 'UTC') p
+         WHERE NOT s.fresh
+         GROUP BY 1, 2) u
+ GROUP BY 1, 2
+ ORDER BY 1, 2;
+
+CREATE OR REPLACE VIEW report_countries AS
+SELECT u.country, sum(u.visitors)::bigint AS visitors, sum(u.hits)::bigint AS hits
+  FROM (SELECT v.country, v.visitors, v.hits
+          FROM logpipe_visit_countries v
+          JOIN logpipe_visit_day_state(NULL, NULL, 1800) s ON s.day = v.day AND s.fresh
+         WHERE v.gap = 1800
+        UNION ALL
+        SELECT p.country, count(*) FILTER (WHERE p.first_of_day), count(*)
+          FROM logpipe_visit_day_state(NULL, NULL, 1800) s
+         CROSS JOIN LATERAL logpipe_visit_rows(s.day::timestamp AT TIME ZONE 'UTC',
+                                               (s.day + 1)::timestamp AT TIME ZONE 'UTC') p
+         WHERE NOT s.fresh
+         GROUP BY 1) u
+ GROUP BY 1
+ ORDER BY visitors DESC, hits DESC, country;
+
+CREATE OR REPLACE VIEW report_channels AS
+SELECT u.channel, u.source, sum(u.visits)::bigint AS visits, sum(u.hits)::bigint AS hits
+  FROM (SELECT v.channel, v.source, v.visits, v.hits
+          FROM logpipe_visit_channels v
+          JOIN logpipe_visit_day_state(NULL, NULL, 1800) s ON s.day = v.day AND s.fresh
+         WHERE v.gap = 1800
+        UNION ALL
+        SELECT c.channel, c.source, g.visits, g.hits
+          FROM (SELECT p.vhost, logpipe_url_host(p.referer) AS host, count(*) AS visits,
+                       sum(p.hits) AS hits
+                  FROM logpipe_visit_day_state(NULL, NULL, 1800) s
+                 CROSS JOIN LATERAL logpipe_visit_starts(
+                       s.day::timestamp AT TIME ZONE 'UTC',
+                       (s.day + 1)::timestamp AT TIME ZONE 'UTC') p
+                 WHERE NOT s.fresh
+                 GROUP BY 1, 2) g
+         CROSS JOIN LATERAL logpipe_host_channel(g.host, g.vhost) c) u
+ GROUP BY 1, 2
+ ORDER BY visits DESC, hits DESC, channel, source;
+
+-- Search words of visits from search engines, where the referer still carries them.
+CREATE OR REPLACE VIEW report_keyphrases AS
+SELECT u.source, u.keyphrase, sum(u.visits)::bigint AS visits
+  FROM (SELECT v.source, v.keyphrase, v.visits
+          FROM logpipe_visit_keyphrases v
+          JOIN logpipe_visit_day_state(NULL, NULL, 1800) s ON s.day = v.day AND s.fresh
+         WHERE v.gap = 1800
+        UNION ALL
+        SELECT c.source, c.keyphrase, count(*)
+          FROM logpipe_visit_day_state(NULL, NULL, 1800) s
+         CROSS JOIN LATERAL logpipe_visit_starts(s.day::timestamp AT TIME ZONE 'UTC',
+                                                 (s.day + 1)::timestamp AT TIME ZONE 'UTC') p
+         CROSS JOIN LATERAL logpipe_referer_channel(p.referer, p.vhost) c
+         WHERE NOT s.fresh AND c.keyphrase IS NOT NULL
+         GROUP BY 1, 2) u
+ GROUP BY 1, 2
+ ORDER BY visits DESC, source, keyphrase;
+
+-- -- Countries of rows loaded before access_log.country existed ---------------------
+
+-- Done once per database by `logpipe initdb` (logpipe.store.countries): when, and how
+-- many rows it filled.
+CREATE TABLE IF NOT EXISTS logpipe_country_backfill (
+    done_at timestamptz NOT NULL DEFAULT now(),
+    rows    bigint      NOT NULL
+);

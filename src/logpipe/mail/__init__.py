@@ -1,0 +1,1 @@
+"""Mailed digests (`logpipe digest`): who gets what, and the mails' text."""

@@ -1,0 +1,1 @@
+"""Client names: reverse DNS lookups (`logpipe resolve`) and registrable domains."""

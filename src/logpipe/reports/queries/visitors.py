@@ -1,0 +1,215 @@
+"""SQL of the visitor reports: visitors (per day or hour), countries and channels.
+
+Each reads the daily summaries of sql/030_visitors.sql for the whole UTC days whose
+summary is up to date, and counts the rest from access_log as it runs (the days at
+either end of --since/--until, today, days loaded late), through
+logpipe_visit_rows() and logpipe_visit_starts(), the one definition of visitors and
+visits. --path and
+--source count everything from access_log: the summaries keep neither.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from logpipe.messages import say
+from logpipe.reports.filters import Filters, limit_clause, resolve_times
+
+DEFAULT_GAP = 1800  # seconds: a visit ends after 30 minutes without a request
+UTC = dt.timezone.utc
+
+# the reports of this module: each one's summary table, columns and grouping
+VISIT_REPORTS = ("visitors", "countries", "channels")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One report: what it takes from its summary table (AS v) and from the rows (or
+    visits) counted live (AS p, from `live`), grouped by its leading `keys` columns."""
+
+    table: str
+    live: str  # logpipe_visit_rows or logpipe_visit_starts
+    from_summary: str
+    from_pieces: str
+    keys: int
+    outer: str  # the select list over the union (AS u)
+    order: str
+
+
+def _visitors_shape(by: str) -> Shape:
+    if by == "hour":
+        period = "(u.day::timestamp AT TIME ZONE 'UTC') + u.hour * interval '1 hour' AS hour"
+        return Shape(
+            table="logpipe_visit_hourly",
+            live="logpipe_visit_rows",
+            from_summary="v.day, v.hour, v.vhost, v.visitors, v.visits, v.hits",
+            from_pieces="p.day, p.hour, p.vhost,"
+            " count(*) FILTER (WHERE p.first_of_hour) AS visitors,"
+            " count(*) FILTER (WHERE p.visit_start) AS visits, count(*) AS hits",
+            keys=3,
+            outer=f"{period}, u.vhost, sum(u.visitors)::bigint AS visitors,"
+            " sum(u.visits)::bigint AS visits, sum(u.hits)::bigint AS hits",
+            order="1, 2",
+        )
+    return Shape(
+        table="logpipe_visit_daily",
+        live="logpipe_visit_rows",
+        from_summary="v.day, v.vhost, v.visitors, v.visits, v.hits",
+        from_pieces="p.day, p.vhost, count(*) FILTER (WHERE p.first_of_day) AS visitors,"
+        " count(*) FILTER (WHERE p.visit_start) AS visits, count(*) AS hits",
+        keys=2,
+        outer="u.day, u.vhost, sum(u.visitors)::bigint AS visitors,"
+        " sum(u.visits)::bigint AS visits, sum(u.hits)::bigint AS hits",
+        order="1, 2",
+    )
+
+
+COUNTRIES = Shape(
+    table="logpipe_visit_countries",
+    live="logpipe_visit_rows",
+    from_summary="v.country, v.visitors, v.hits",
+    from_pieces="p.country, count(*) FILTER (WHERE p.first_of_day) AS visitors,"
+    " count(*) AS hits",
+    keys=1,
+    outer="u.country, sum(u.visitors)::bigint AS visitors, sum(u.hits)::bigint AS hits",
+    order="visitors DESC, hits DESC, country",
+)
+
+# Channels: the live part groups the visits by vhost and the host of their first
+# referer, so that each distinct host is classified once (logpipe_host_channel).
+CHANNELS = Shape(
+    table="logpipe_visit_channels",
+    live="logpipe_visit_starts",
+    from_summary="v.channel, v.source, v.visits, v.hits",
+
+    from_pieces="p.vhost, logpipe_url_host(p.referer) AS host, count(*) AS visits,"
+    " sum(p.hits) AS hits",
+    keys=2,
+    # byte order ("C") groups the many sources (every referring host) fastest
+    outer='u.channel COLLATE "C" AS channel, u.source COLLATE "C" AS source,'
+    " sum(u.visits)::bigint AS visits, sum(u.hits)::bigint AS hits",
+    order="visits DESC, hits DESC, channel, source",
+)
+
+
+MAY_REFRESH_SQL = ("SELECT coalesce(has_function_privilege(to_regprocedure("
+                   "'logpipe_visits_refresh(integer, date, date)'), 'EXECUTE'), false)")
+# the past days logpipe_visits_refresh() would summarize
+STALE_DAYS_SQL = ("SELECT count(*) FROM logpipe_visit_day_state(%s, %s, %s)"
+                  " WHERE NOT fresh AND day < (now() AT TIME ZONE 'UTC')::date")
+GAP_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def visit_gap(text: str) -> int:
+    """--visit-gap: 30m, 1h, 900s or 900 (seconds), from 1 second to a day."""
+    value = text.strip().lower()
+    unit = GAP_UNITS.get(value[-1:], 0)
+    try:
+        seconds = int(float(value[:-1] if unit else value) * (unit or 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a duration: {text!r} (use e.g. 30m, 1h or 900s)") from None
+    if not 1 <= seconds <= 86_400:
+        raise argparse.ArgumentTypeError(
+            f"--visit-gap must be from 1s to 24h (a visit never spans two days): {text!r}")
+    return seconds
+
+
+def refresh_visits(conn: Any, args: argparse.Namespace, filters: Filters) -> None:
+    """Summarize the whole past days of the report's window that have no up-to-date
+    summary for its gap (logpipe_visits_refresh), where this role may (the owner, or a
+    role granted EXECUTE on it); a reader's report counts them from access_log instead."""
+    with conn.cursor() as cur:
+        cur.execute(MAY_REFRESH_SQL)
+        if cur.fetchone()[0]:
+            since, until = resolve_times(cur, args.since, args.until)
+            first, end = day_bounds(Filters(since=since, until=until))
+            cur.execute(STALE_DAYS_SQL, (first, end, gap_of(filters)))
+            stale = cur.fetchone()[0]
+            if stale > 1:  # a wait worth explaining: ~3 s per million rows, once
+                say(f"note: summarizing the visits of {stale} days, once; later reports "
+                    "over them read the summaries")
+            cur.execute("SELECT logpipe_visits_refresh(%s, %s, %s)",
+                        (gap_of(filters), first, end))
+    conn.commit()
+
+
+def query_visitors(f: Filters) -> tuple[str, dict[str, Any]]:
+    return _query(_visitors_shape(f.by), f)
+
+
+def query_countries(f: Filters) -> tuple[str, dict[str, Any]]:
+    return _query(COUNTRIES, f)
+
+
+def query_channels(f: Filters) -> tuple[str, dict[str, Any]]:
+    return _query(CHANNELS, f)
+
+
+def gap_of(f: Filters) -> int:
+    return f.visit_gap or DEFAULT_GAP
+
+
+def day_bounds(f: Filters) -> tuple[dt.date | None, dt.date | None]:
+    """The UTC days the window touches: [first, end), None where it is open."""
+    first = end = None
+    if f.since is not None:
+        first = f.since.astimezone(UTC).date()
+    if f.until is not None:
+        last = f.until.astimezone(UTC)
+        end = last.date() + dt.timedelta(days=0 if last.timetz() == dt.time(0, tzinfo=UTC)
+                                          else 1)
+    return first, end
+
+
+def _query(shape: Shape, f: Filters) -> tuple[str, dict[str, Any]]:
+    first, end = day_bounds(f)
+    params: dict[str, Any] = {
+        "gap": gap_of(f), "d0": first, "d1": end, "since": f.since, "until": f.until,
+        "vhost": f.vhost, "sources": list(f.sources) or None, "path": f.path,
+    }
+    # the summaries keep no paths and no sources
+    summary = f.path is None and not f.sources
+    whole = ["s.fresh"]  # days counted from the summary: up to date, and whole in the window
+    if f.since is not None:
+        whole.append("s.day::timestamp AT TIME ZONE 'UTC' >= %(since)s")
+    if f.until is not None:
+        whole.append("(s.day + 1)::timestamp AT TIME ZONE 'UTC' <= %(until)s")
+    whole_sql = " AND ".join(whole) if summary else "false"
+    bot = {None: "true", True: "{a}.bot", False: "NOT {a}.bot"}[f.bots]
+
+    parts = []
+    if summary:
+        where = ["v.gap = %(gap)s", bot.format(a="v")]
+        if f.vhost is not None:
+            where.append("v.vhost = %(vhost)s")
+        parts.append(f"SELECT {shape.from_summary} FROM {shape.table} v"
+                     f" JOIN days s ON s.day = v.day AND {whole_sql}"
+                     f" WHERE {' AND '.join(where)}")
+    live = (
+        f"SELECT {shape.from_pieces} FROM days s CROSS JOIN LATERAL {shape.live}("
+        "greatest(s.day::timestamp AT TIME ZONE 'UTC', %(since)s),"
+        " least((s.day + 1)::timestamp AT TIME ZONE 'UTC', %(until)s),"
+        " %(gap)s, %(vhost)s, %(sources)s, %(path)s) p"
+        f" WHERE NOT ({whole_sql}) AND {bot.format(a='p')}"
+        f" GROUP BY {', '.join(str(i) for i in range(1, shape.keys + 1))}"
+    )
+    if shape is CHANNELS:
+        live = ("SELECT c.channel, c.source, g.visits, g.hits"
+                f" FROM ({live}) g CROSS JOIN LATERAL logpipe_host_channel(g.host,"
+                " g.vhost) c")
+    parts.append(live)
+    keys = ", ".join(str(i) for i in range(1, shape.keys + 1))
+    if shape.table == "logpipe_visit_hourly":
+        keys = "u.day, u.hour, u.vhost"
+    sql = (
+        "WITH days AS MATERIALIZED (SELECT day, fresh FROM"
+        " logpipe_visit_day_state(%(d0)s, %(d1)s, %(gap)s))"
+        f" SELECT {shape.outer} FROM ({' UNION ALL '.join(parts)}) u"
+        f" GROUP BY {keys} HAVING sum(u.hits) > 0 ORDER BY {shape.order}"
+        + limit_clause(f, params)
+    )
+    return sql, params
