@@ -341,7 +341,10 @@ LANGUAGE sql IMMUTABLE AS $fn$
                coalesce(s.is_bot, s.user_agent IS NULL) AS bot, s.sign,
                s.sign * logpipe_rollup_bytes(s.bytes, s.bytes_out) AS bytes,
                logpipe_rollup_referer(s.referer) AS referer,
-               logpipe_is_view(s.method) AS view
+               logpipe_is_view(s.method) AS view,
+               -- served, as a flag: the planner guesses a flag half true and groups by
+               -- hashing; a range test on a CTE it guesses rare, and sorts (1.5x slower)
+               coalesce(s.status BETWEEN 1 AND 399, false) AS served
           FROM (%s) s
     ), referers AS (
         INSERT INTO logpipe_pending_referers (path, vhost, referer, hits, bot_hits, hour)
@@ -361,7 +364,7 @@ LANGUAGE sql IMMUTABLE AS $fn$
                coalesce(sum(bytes) FILTER (WHERE view), 0),
                coalesce(sum(bytes) FILTER (WHERE view AND bot), 0)
           FROM t
-         WHERE status BETWEEN 1 AND 399  -- served; 0 stands for a NULL status
+         WHERE served
          GROUP BY 1, 2, 3
     )
     INSERT INTO logpipe_pending_quarters (quarter, vhost, status, bot, hits, bytes)
