@@ -40,7 +40,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg2
@@ -88,7 +87,9 @@ def generate_lines(count: int, seed: int = 42, shape: str = "site") -> bytes:
     "unique" shape, every path a new one (a scanner walking random URLs, IDs in paths)."""
     rng = random.Random(seed)
     out = []
-    base = datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp()
+    # ending now, as a live server's lines do: they go to the partitions made ahead
+    # (lines of a month gone would go to the default partition and be moved later)
+    base = time.time() - count * 0.5
     for i in range(count):
         t = time.gmtime(base + i * 0.5)
         stamp = (f"{t.tm_mday:02d}/{MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
