@@ -11,6 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
+# Apache's stock formats (httpd.conf; vhost_combined as Debian ships it).
+NAMED_FORMATS: dict[str, str] = {
+    "common": '%h %l %u %t "%r" %>s %b',
+    "combined": '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"',
+    "vhost_combined": '%v:%p %h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i"',
+    "combinedio": '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %I %O',
+}
+
 
 class FormatError(ValueError):
     """A LogFormat string that cannot be used; the message names the offending directive."""

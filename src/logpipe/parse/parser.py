@@ -19,21 +19,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from logpipe.parse import fastloop, fields, limits, regexes
-from logpipe.parse.directives import FormatError, tokenize
+from logpipe.parse.directives import NAMED_FORMATS, FormatError, tokenize
 from logpipe.parse.fields import Field
 from logpipe.parse.proxies import RealClient
 from logpipe.parse.rows import Reject, RowBuilder
 
 __all__ = ["NAMED_FORMATS", "Batch", "FormatError", "LineParser", "compile_format"]
-
-# Apache's stock formats (httpd.conf; vhost_combined as Debian ships it).
-NAMED_FORMATS: dict[str, str] = {
-    "common": '%h %l %u %t "%r" %>s %b',
-    "combined": '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"',
-    "vhost_combined": '%v:%p %h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i"',
-    "combinedio": '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %I %O',
-}
-
 
 @dataclass
 class Batch:

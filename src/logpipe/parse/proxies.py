@@ -25,7 +25,7 @@ import socket
 from collections.abc import Sequence
 from typing import Union
 
-from logpipe.parse.directives import tokenize
+from logpipe.parse.directives import NAMED_FORMATS, tokenize
 from logpipe.parse.fields import Field, Plan, Target, plan
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -84,8 +84,6 @@ def unused_reason(plan: Plan) -> str | None:
 def unused_warning(format_spec: str, networks: Sequence[str]) -> str | None:
     """A warning for a command given --trusted-proxy with a format (a name or a
     LogFormat) it cannot apply to; None when there is nothing to say."""
-    from logpipe.parse.parser import NAMED_FORMATS  # here: parser imports this module
-
     if not networks:
         return None
     reason = unused_reason(plan(tokenize(NAMED_FORMATS.get(format_spec, format_spec))))
