@@ -143,6 +143,10 @@ def _depth(text: str) -> int:
 def _run(args: argparse.Namespace) -> int:
     # imported when the report runs: building the parser for another command (or for
     # --help) need not load the queries and the output code
+    if args.name == "html":  # every report on one page: logpipe.reports.html
+        from logpipe.reports.html.command import run_html
+
+        return run_html(args)
     from logpipe.reports.run import run
 
     return run(args)

@@ -106,10 +106,6 @@ def run_report(cur: Any, name: str, filters: Filters, everything: bool = False,
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.name == "html":  # every report on one page: logpipe.reports.html
-        from logpipe.reports.html.command import run_html
-
-        return run_html(args)
     if getattr(args, "output", None):
         raise UsageError("-o FILE is for `logpipe report html`; the other reports print "
                          "on standard output (redirect it: > FILE)")
@@ -127,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
                       sources=tuple(dict.fromkeys(args.source or ())),
                       by_source=args.by_source)
     filters.visit_gap = args.visit_gap
-    conn = _connect(dsn)
+    conn = connect(dsn)
     if conn is None:
         return 1
     try:
@@ -151,7 +147,7 @@ def _check_page_options(args: argparse.Namespace) -> None:
                          "`logpipe report pages --path P` for one page)")
 
 
-def _connect(dsn: str) -> Any:
+def connect(dsn: str) -> Any:
     """A connection, or None once the reason is said."""
     import psycopg2
 

@@ -87,11 +87,11 @@ def run_html(args: argparse.Namespace) -> int:
     if args.by_source:
         raise UsageError("--by-source splits the status and traffic tables, not the html "
                          "page; use --source NAME for one server's page")
-    from logpipe.reports.run import _connect
+    from logpipe.reports.run import connect
 
     dsn = config.resolve_dsn(args.dsn)
     limit = args.limit  # None: each table as long as its report's default
-    conn = _connect(dsn)
+    conn = connect(dsn)
     if conn is None:
         return 1
     try:
