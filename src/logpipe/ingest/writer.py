@@ -23,6 +23,7 @@ import psycopg2.extensions
 from logpipe.ingest import progress, spool
 from logpipe.ingest.folding import FoldPolicy
 from logpipe.ingest.link import DURABLE_COMMIT_SQL, DatabaseLink
+from logpipe.ingest.read_ahead import ReadAhead
 from logpipe.ingest.segments import ParserFactory, SegmentCatalog, read_chunk
 from logpipe.messages import EXIT_FAILURE, EXIT_OK, first_line
 from logpipe.store.copy import CONNECTION_ERRORS, SetupError, load_lines
@@ -153,41 +154,71 @@ class Writer:
     ) -> bool:
         """Load a segment batch by batch, one transaction each; True if any committed."""
         progressed = False
-        while True:
-            if self.stop_requested and not closed:
-                return progressed  # stopping: leave live segments to their own logger
-            with conn.cursor() as cur:
-                claim = progress.claim(cur, name)
-                if claim is None:  # another writer holds it right now
-                    conn.rollback()
-                    self._contended = True
+        ahead: ReadAhead | None = None
+        try:
+            while True:
+                if self.stop_requested and not closed:
+                    return progressed  # stopping: leave live segments to their own logger
+                batch = self._load_batch(conn, name, path, closed, ahead)
+                if batch is None:
                     return progressed
-                offset, finished = claim
-                meta = None if finished else self.catalog.meta(name, path, closed)
-                if meta is None:  # finished, or a live segment whose header is not written yet
-                    conn.rollback()
-                    if finished:
-                        self._forget_segment(name, path)
+                at_end, ahead = batch
+                progressed = True
+                if at_end:
+                    self._forget_segment(name, path)
                     return progressed
-                offset = max(offset, meta.header_len)
+        finally:
+            if ahead is not None:
+                ahead.wait()  # its parser may be used by the next segment
+
+    def _load_batch(self, conn: psycopg2.extensions.connection, name: str, path: Path,
+                    closed: bool, ahead: ReadAhead | None) -> tuple[bool, ReadAhead | None] | None:
+        """One transaction: the next lines of the segment loaded and its progress
+        advanced. None when there was nothing to load; else whether the segment is
+        done, and what is being read ahead of the next batch."""
+        with conn.cursor() as cur:
+            claim = progress.claim(cur, name)
+            if claim is None:  # another writer holds it right now
+                conn.rollback()
+                self._contended = True
+                return None
+            offset, finished = claim
+            meta = None if finished else self.catalog.meta(name, path, closed)
+            if meta is None:  # finished, or a live segment whose header is not written yet
+                conn.rollback()
+                if finished:
+                    self._forget_segment(name, path)
+                return None
+            offset = max(offset, meta.header_len)
+            taken = None if ahead is None else ahead.take(offset, meta.parser)
+            if taken is None:
                 chunk, at_end = read_chunk(path, offset, closed, self.settings.batch_lines,
                                            self.settings.batch_bytes)
-                if not chunk and not at_end:
-                    conn.rollback()
-                    return progressed
-                rows, rejects = load_lines(cur, meta.parser, chunk, meta.source)
-                progress.advance(cur, name, offset + len(chunk), rows + rejects, at_end)
-                if at_end:  # the segment is deleted next: this commit must be durable
-                    cur.execute(DURABLE_COMMIT_SQL)
-            conn.commit()
-            if rows:
-                self.folds.rows_committed()
-            self.totals.rows += rows
-            self.totals.rejects += rejects
-            progressed = True
-            if at_end:
-                self._forget_segment(name, path)
-                return progressed
+                head = None
+            else:
+                chunk, at_end, head = taken
+            if not chunk and not at_end:
+                conn.rollback()
+                return None
+            next_ahead = None if at_end else ReadAhead(
+                meta.parser, path, offset + len(chunk), closed, self.settings.batch_lines,
+                self.settings.batch_bytes)
+            try:
+                rows, rejects = load_lines(cur, meta.parser, chunk, meta.source, head,
+                                           next_ahead)
+            except BaseException:
+                if next_ahead is not None:
+                    next_ahead.wait()  # its parser may be used again after this
+                raise
+            progress.advance(cur, name, offset + len(chunk), rows + rejects, at_end)
+            if at_end:  # the segment is deleted next: this commit must be durable
+                cur.execute(DURABLE_COMMIT_SQL)
+        conn.commit()
+        if rows:
+            self.folds.rows_committed()
+        self.totals.rows += rows
+        self.totals.rejects += rejects
+        return at_end, next_ahead
 
     def _forget_segment(self, name: str, path: Path) -> None:
         self.catalog.forget(name)

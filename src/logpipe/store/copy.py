@@ -16,7 +16,8 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Callable, Protocol
 
 import psycopg2
 import psycopg2.extensions
@@ -77,15 +78,30 @@ def copy_rejects(
     cur.copy_expert(COPY_REJECTS_SQL, copy_stream(text))
 
 
+class _Ahead(Protocol):
+    """What the writer parses of its next batch while the server finishes this one."""
+
+    def start(self) -> None: ...  # this batch's lines are all parsed: go ahead
+    def wait(self) -> None: ...  # until it is done with the parser
+
+
 def load_lines(
-    cur: psycopg2.extensions.cursor, parser: _Parser, data: bytes, source: str | None
+    cur: psycopg2.extensions.cursor, parser: _Parser, data: bytes, source: str | None,
+    head: ParsedHead | None = None, ahead: _Ahead | None = None,
 ) -> tuple[int, int]:
-    """Parse and COPY whole lines; returns (rows, rejects). Every line is one or the other."""
-    stream = ParsingStream(parser, data)
+    """Parse and COPY whole lines; returns (rows, rejects). Every line is one or the other.
+
+    `head`: the start of `data` parsed already (parse_head). `ahead`: started once every
+    line of `data` is parsed, so that it can parse with `parser` while the server
+    finishes the COPY; waited for if `parser` is needed here again. The caller waits
+    for it before using `parser` itself."""
+    stream = ParsingStream(parser, data, head, None if ahead is None else ahead.start)
     refusal = copy_rows(cur, stream, keep=True) if stream.has_rows() else None
     if refusal is None:
         rows, rejects = stream.rows, stream.rejects
     else:
+        if ahead is not None:
+            ahead.wait()  # the parser is needed here again
         rows, rejects = _sift(cur, parser, data)  # re-parses, so parser rejects are included
     copy_rejects(cur, rejects, source)
     return rows, len(rejects)
@@ -96,41 +112,76 @@ def load_lines(
 PARSE_PIECE_BYTES = 64 * 1024
 
 
+def parse_piece(parser: _Parser, data: bytes, pos: int) -> tuple[_Batch, int]:
+    """The lines of `data` from `pos` to the first line end PARSE_PIECE_BYTES on (or the
+    end), parsed; and where the next piece starts."""
+    end = data.find(b"\n", pos + PARSE_PIECE_BYTES) + 1 or len(data)
+    return parser.parse(data[pos:end]), end
+
+
+@dataclass
+class ParsedHead:
+    """The first pieces of a batch, parsed ahead of its COPY (parse_head)."""
+
+    pieces: list[bytes]  # COPY input
+    pos: int  # where the rest of the batch starts
+    rows: int
+    rejects: list[tuple[bytes, str]]
+
+
+def parse_head(parser: _Parser, data: bytes, limit: int) -> ParsedHead:
+    """Parse `data` piece by piece until at least `limit` bytes of it are done."""
+    head = ParsedHead([], 0, 0, [])
+    while head.pos < min(limit, len(data)):
+        batch, head.pos = parse_piece(parser, data, head.pos)
+        head.rows += batch.row_count
+        head.rejects.extend(batch.rejects)
+        if batch.copy_data:
+            head.pieces.append(batch.copy_data.encode("utf-8"))
+    return head
+
+
 class ParsingStream:
     """COPY input parsed on demand, a piece of whole lines each time psycopg2 asks for
     more: the writer parses the next piece while PostgreSQL loads the one sent before,
-    and only one piece's rows are in memory at a time."""
+    and only one piece's rows (and the head's, if parsed ahead) are in memory at a
+    time. `on_parsed` is called once every line is parsed."""
 
-    def __init__(self, parser: _Parser, data: bytes) -> None:
+    def __init__(self, parser: _Parser, data: bytes, head: ParsedHead | None = None,
+                 on_parsed: Callable[[], None] | None = None) -> None:
         self.parser = parser
         self.data = data
-        self.pos = 0
-        self.rows = 0
-        self.rejects: list[tuple[bytes, str]] = []
-        self._pending = b""
+        self.on_parsed = on_parsed
+        head = head or ParsedHead([], 0, 0, [])
+        self._ready = list(reversed(head.pieces))  # popped from the end
+        self.pos = head.pos
+        self.rows = head.rows
+        self.rejects = list(head.rejects)
 
     def has_rows(self) -> bool:
         """Parse up to the first row: False when every line is a reject (no COPY needed)."""
-        if not self._pending:
-            self._pending = self._next_piece()
-        return bool(self._pending)
+        if not self._ready:
+            piece = self._next_piece()
+            if piece:
+                self._ready.append(piece)
+        return bool(self._ready)
 
     def read(self, size: int = -1) -> bytes:  # psycopg2's copy_expert; size is a hint
-        if self._pending:
-            piece, self._pending = self._pending, b""
-            return piece
+        if self._ready:
+            return self._ready.pop()
         return self._next_piece()
 
     def _next_piece(self) -> bytes:
         data = self.data
         while self.pos < len(data):
-            end = data.find(b"\n", self.pos + PARSE_PIECE_BYTES) + 1 or len(data)
-            batch = self.parser.parse(data[self.pos : end])
-            self.pos = end
+            batch, self.pos = parse_piece(self.parser, data, self.pos)
             self.rows += batch.row_count
             self.rejects.extend(batch.rejects)
             if batch.copy_data:
                 return batch.copy_data.encode("utf-8")
+        if self.on_parsed is not None:
+            self.on_parsed, on_parsed = None, self.on_parsed
+            on_parsed()
         return b""
 
 

@@ -1,0 +1,55 @@
+"""The writer's next batch, read and partly parsed in a thread while PostgreSQL finishes
+the current one (the rollup trigger, the commit): psycopg2 lets go of the GIL while it
+waits for the server, so the writer's parsing and the server's work overlap there too,
+not only while the rows stream."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from logpipe.ingest.segments import read_chunk
+from logpipe.store.copy import ParsedHead, parse_head
+
+# Parsed ahead at most: ~50 ms of parsing, about what the server takes to finish a batch
+# of the default size. More would only hold more rows in memory.
+HEAD_BYTES = 2 * 1024 * 1024
+
+
+class ReadAhead:
+    """The next chunk of one segment (read_chunk's) and its head (parse_head's), from
+    `offset`: started by load_lines once the current batch is parsed, taken by the next
+    batch if it starts at that offset with that parser."""
+
+    def __init__(self, parser: Any, path: Path, offset: int, closed: bool, max_lines: int,
+                 max_bytes: int) -> None:
+        self.parser = parser
+        self.offset = offset
+        self._read = (path, offset, closed, max_lines, max_bytes)
+        self._thread: threading.Thread | None = None
+        self._result: tuple[bytes, bool, ParsedHead] | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="read-ahead", daemon=True)
+            self._thread.start()
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+
+    def take(self, offset: int, parser: Any) -> tuple[bytes, bool, ParsedHead] | None:
+        """(chunk, at_end, head) if read from `offset` for `parser`; None otherwise (then
+        the caller reads and parses itself)."""
+        self.wait()
+        if offset != self.offset or parser is not self.parser:
+            return None
+        return self._result
+
+    def _run(self) -> None:
+        try:
+            chunk, at_end = read_chunk(*self._read)
+            self._result = (chunk, at_end, parse_head(self.parser, chunk, HEAD_BYTES))
+        except Exception:  # noqa: BLE001 - the next batch reads and parses it itself
+            self._result = None
