@@ -14,9 +14,9 @@
 --     SELECT * FROM report_channels LIMIT 20;
 --     SELECT * FROM report_keyphrases LIMIT 20;
 --
--- Counting visits means sorting each visitor's requests by time, ~1 s per million
--- rows. So whole UTC days are counted once and kept (logpipe_visit_days and the
--- logpipe_visit_* summaries, per gap), and used as long as the day's totals in the
+-- Counting visits means sorting each visitor's requests by time: seconds per million
+-- rows (bench/reports_bench.py). So whole UTC days are counted once and kept
+-- (logpipe_visit_days and the logpipe_visit_* summaries, per gap), and used as long as the day's totals in the
 -- quarter-hour rollup (logpipe_quarters) are those the summary was made from: a row
 -- loaded late, or deleted, makes its day count again from access_log. Reports and
 -- views are exact at any moment: a day without a summary that is up to date (today, a
@@ -216,9 +216,22 @@ $$;
 --     after more than `gap` seconds without one);
 --   first_of_day: its visitor's first request of the day;
 --   first_of_hour: its visitor's first request of that UTC hour;
---   rn, n: its place among its visitor's requests, and how many there are.
+--   rn, n: its place among its visitor's requests, and how many there are;
+--   visitor, time: what the rows are sorted by, with the vhost, address, agent and
+--     referer (a window over them in that order needs no sort of its own).
 -- One sort of the rows, by visitor and time, and one pass over them. Requests of one
 -- second are ordered by referer, so that the result never varies.
+DO $$
+BEGIN
+    -- a version made during development returned fewer columns, which CREATE OR
+    -- REPLACE cannot change: it goes, with the report_* views on it (made again below)
+    IF EXISTS (SELECT FROM pg_proc WHERE proname = 'logpipe_visit_rows'
+                AND NOT 'visitor' = ANY (proargnames)) THEN
+        DROP FUNCTION logpipe_visit_rows(timestamptz, timestamptz, integer, text, text[], text)
+            CASCADE;
+    END IF;
+END
+$$;
 CREATE OR REPLACE FUNCTION logpipe_visit_rows(lo timestamptz, hi timestamptz,
                                               gap integer DEFAULT 1800,
                                               vhost text DEFAULT NULL,
@@ -226,7 +239,8 @@ CREATE OR REPLACE FUNCTION logpipe_visit_rows(lo timestamptz, hi timestamptz,
                                               path text DEFAULT NULL)
 RETURNS TABLE (day date, hour smallint, vhost text, remote_host text, user_agent text,
                bot boolean, country text, referer text, bytes bigint, visit_start boolean,
-               first_of_day boolean, first_of_hour boolean, rn bigint, n bigint)
+               first_of_day boolean, first_of_hour boolean, rn bigint, n bigint,
+               visitor bigint, "time" timestamptz)
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT r.day, r.hour, r.vhost, r.remote_host, r.user_agent, r.bot, r.country, r.referer,
            r.bytes,
@@ -235,7 +249,8 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
            lag(r.hour) OVER w IS DISTINCT FROM r.hour,
            row_number() OVER w,
            count(*) OVER (PARTITION BY r.visitor, r.day, r.vhost COLLATE "C",
-                                       r.remote_host COLLATE "C", r.user_agent COLLATE "C")
+                                       r.remote_host COLLATE "C", r.user_agent COLLATE "C"),
+           r.visitor, r.time
       FROM (SELECT a.time, (a.time AT TIME ZONE 'UTC')::date AS day,
                    hashtextextended(coalesce(a.vhost, '') || E'\n' || coalesce(a.remote_host, '')
                                     || E'\n' || coalesce(a.user_agent, ''), 0) AS visitor,
@@ -267,9 +282,10 @@ RETURNS TABLE (day date, hour smallint, vhost text, bot boolean, country text,
                referer text, hits bigint)
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT r.day, r.hour, r.vhost, r.bot, r.country, r.referer,
-           coalesce(lead(r.rn) OVER (PARTITION BY r.day, r.vhost COLLATE "C",
+           coalesce(lead(r.rn) OVER (PARTITION BY r.visitor, r.day, r.vhost COLLATE "C",
                                                   r.remote_host COLLATE "C",
-                                                  r.user_agent COLLATE "C" ORDER BY r.rn),
+                                                  r.user_agent COLLATE "C"
+                                     ORDER BY r.time, r.referer COLLATE "C"),
                     r.n + 1) - r.rn
       FROM logpipe_visit_rows($1, $2, $3, $4, $5, $6) r
      WHERE r.visit_start

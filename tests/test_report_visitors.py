@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import Database, execute, query, scalar
+from partition_support import run_ok, temporary_role
 from reports_support import as_csv, as_json, run_report, view
-from visitors_support import SHOP, VISITORS, W, day_fixture, line, load  # noqa: F401
+from visitors_support import DAY, SHOP, VISITORS, W, day_fixture, line, load  # noqa: F401
 
 SUMMARIZED = "SELECT day::text, gap, hits FROM logpipe_visit_days ORDER BY 1, 2"
 
@@ -94,3 +95,17 @@ def test_a_late_row_makes_its_day_count_again(day: Database, tmp_path: Path) -> 
     assert ("2026-11-20", 1800, 15) in query(day.dsn, SUMMARIZED)
     execute(day.dsn, "DELETE FROM access_log WHERE path = '/late'")
     assert as_csv(day.dsn, "visitors") == VISITORS
+
+
+def test_a_reader_gets_the_same_counts_without_summaries(database: Database,
+                                                         tmp_path: Path) -> None:
+    """A role that may only read (initdb --reader-role) cannot store summaries: its
+    reports count every day from access_log, with the same result."""
+    path = tmp_path / "day.log"
+    path.write_text(DAY)
+    load(database.dsn, path)
+    with temporary_role(database.dsn) as reader:
+        run_ok("initdb", "--dsn", database.dsn, "--reader-role", reader)
+        as_reader = f"{database.dsn} user={reader}"
+        assert as_csv(as_reader, "visitors") == VISITORS
+        assert scalar(database.dsn, "SELECT count(*) FROM logpipe_visit_days") == 0
