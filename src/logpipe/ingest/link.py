@@ -123,8 +123,8 @@ class DatabaseLink:
             self._setup_problem = problem
             say(
                 f"cannot load into the database: {problem}; lines are kept in the spool "
-                f"{self.spool_dir}. If the tables are missing, run "
-                f"`logpipe initdb`; retrying every {SETUP_RETRY_SECONDS:g} s"
+                f"{self.spool_dir}. If the tables are missing or older than this logpipe, "
+                f"run `logpipe initdb`; retrying every {SETUP_RETRY_SECONDS:g} s"
             )
 
     def usable(self) -> None:
