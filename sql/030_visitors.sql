@@ -460,7 +460,12 @@ BEGIN
     RETURN done;
 END
 $$;
-ALTER FUNCTION logpipe_visits_refresh(integer, date, date) SET search_path = public, pg_temp;
+DO $$
+BEGIN  -- pinned to the schema logpipe lives in, like the fold (020_reports.sql)
+    EXECUTE format('ALTER FUNCTION logpipe_visits_refresh(integer, date, date)'
+                   ' SET search_path = pg_catalog, %I, pg_temp', current_schema());
+END
+$$;
 -- JIT compiling a day's statement costs more than running it
 ALTER FUNCTION logpipe_visits_refresh(integer, date, date) SET jit = off;
 REVOKE EXECUTE ON FUNCTION logpipe_visits_refresh(integer, date, date) FROM PUBLIC;

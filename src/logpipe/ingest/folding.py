@@ -1,7 +1,7 @@
 """When the writer folds the report rollups: once the spool is caught up, or every
 FOLD_INTERVAL under sustained load. Folding many batches at once costs PostgreSQL
-far less than folding each. Also when it makes sure access_log has partitions ahead:
-at its first pass, then every PARTITIONS_INTERVAL."""
+far less than folding each. Also when it makes sure access_log has partitions ahead,
+and summarizes the visits of the last whole days: at its first pass, then hourly."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from logpipe.store import database as db
 FOLD_INTERVAL = 10.0  # seconds: how long report rollups may lag under sustained load
 LAST_FOLD_MS = 1000  # at most this long for the fold before the writer exits
 PARTITIONS_INTERVAL = 3600.0  # seconds between checks of access_log's partitions
+SUMMARY_INTERVAL = 3600.0  # seconds between summaries of the last whole days' visits
 
 
 class FoldPolicy:
@@ -26,6 +27,8 @@ class FoldPolicy:
         self._problem: str | None = None
         self.partitions_at: float | None = None  # None: check at the first pass
         self._partitions_problem: str | None = None
+        self.summary_at: float | None = None  # None: at the first pass
+        self._summary_problem: str | None = None
 
     def rows_committed(self) -> None:
         self.unfolded = True
@@ -69,3 +72,19 @@ class FoldPolicy:
                 "into its default partition. Run `logpipe initdb` to upgrade the schema, "
                 "or grant the writer's role EXECUTE on logpipe_prepare_partitions()")
         self._partitions_problem = problem
+
+    def maybe_summarize_visits(self, conn: Any) -> None:
+        """The visit summaries of the last whole days, hourly (database.summarize_visits):
+        a day is summarized soon after it ends, not by the first report that reads it.
+        Rows load whatever happens here: said once."""
+        now = self.clock()
+        if self.summary_at is not None and now - self.summary_at < SUMMARY_INTERVAL:
+            return
+        self.summary_at = now
+        problem = db.summarize_visits(conn)
+        if problem is not None and problem != self._summary_problem:
+            say(f"cannot summarize the visits of the last days ({problem}); rows still "
+                "load, and `logpipe report visitors` counts those days from access_log. "
+                "Run `logpipe initdb` to upgrade the schema, or grant the writer's role "
+                "EXECUTE on logpipe_visits_refresh(integer, date, date)")
+        self._summary_problem = problem

@@ -129,6 +129,7 @@ class Writer:
                 if closed or include_live:
                     progressed |= self._load_segment(conn, name, path, closed)
             self.folds.maybe_prepare_partitions(conn)
+            self.folds.maybe_summarize_visits(conn)
             if fold:
                 self.folds.maybe_fold(conn, caught_up=not progressed)
             self._forget_deleted(conn)

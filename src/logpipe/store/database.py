@@ -204,6 +204,21 @@ def prepare_partitions(conn: psycopg2.extensions.connection) -> str | None:
     return run_apart(conn, "SELECT count(*) FROM logpipe_prepare_partitions()")
 
 
+# The whole UTC days before today that the writer summarizes: yesterday, and the day
+# before for a writer that was down across midnight. Older days are summarized by the
+# first report that needs them (reports/queries/visitors.py).
+SUMMARIZED_DAYS = 2
+SUMMARY_TIMEOUT_MS = 120_000  # a day of 10M rows takes ~30 s
+
+
+def summarize_visits(conn: psycopg2.extensions.connection) -> str | None:
+    """Summarize the visitors, visits, countries and channels of the last whole days
+    with the default visit gap (sql/030_visitors.sql), so that `logpipe report visitors`
+    need not count them from access_log. None, or why it could not: see run_apart()."""
+    return run_apart(conn, "SELECT logpipe_visits_refresh(lo => (now() AT TIME ZONE 'UTC')"
+                           f"::date - {SUMMARIZED_DAYS})", SUMMARY_TIMEOUT_MS)
+
+
 def fold_rollups(conn: psycopg2.extensions.connection,
                  timeout_ms: int | None = None) -> str | None:
     """Move the pending report counts into the rollups (sql/020_reports.sql). None, or

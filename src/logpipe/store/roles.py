@@ -37,7 +37,8 @@ WRITER_TABLES: Mapping[str, Sequence[str]] = {
     # `logpipe load`: a file seen before is skipped; --force loads it again
     "logpipe_loaded_files": ("SELECT", "INSERT", "UPDATE"),
 }
-WRITER_FUNCTIONS = ("logpipe_prepare_partitions()", "logpipe_rollup_fold(bigint)")
+WRITER_FUNCTIONS = ("logpipe_prepare_partitions()", "logpipe_rollup_fold(bigint)",
+                    "logpipe_visits_refresh(integer, date, date)")
 
 READER_TABLES: Mapping[str, Sequence[str]] = {
     name: ("SELECT",) for name in (
