@@ -2,7 +2,7 @@
 """Where the PostgreSQL backend's time goes per row loaded: COPY of the same rows into
 access_log as `logpipe initdb` makes it, then with its parts taken away one by one.
 
-    python3 bench/ingest_costs.py [--rows 200000] [--batch 20000] [--admin-dsn dbname=postgres]
+    python3 bench/ingest_costs.py [--rows 200000] [--batch 20000]
 
 Measures the CPU time of the backend itself (/proc/PID/stat: user + system), not the
 wall clock, so the figures hold on a busy machine too (the server must run on this
@@ -13,21 +13,16 @@ rows, as the writer loads them. The database is made and dropped here.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import psycopg2
-import reports_bench  # the generated rows of the reports bench, last hour's
-
-from logpipe.store import database as db
-from logpipe.store.copy import COPY_ROWS_SQL
+import reports_bench  # the generated rows of the reports bench, and its batched COPY
+from run import ThrowawayDatabase  # a database made by `logpipe initdb`, dropped after
 
 # Each step keeps what the ones before it took away.
 STEPS = [
@@ -47,30 +42,15 @@ def backend_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def load(conn: Any, sql: str, lines: list[str], batch: int) -> None:
-    conn.autocommit = False
-    with conn.cursor() as cur:
-        for lo in range(0, len(lines), batch):
-            cur.copy_expert(sql, io.StringIO("".join(lines[lo:lo + batch])))
-            conn.commit()
-    conn.autocommit = True
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, default=200_000)
     p.add_argument("--batch", type=int, default=20_000)
-    p.add_argument("--admin-dsn", default="dbname=postgres")
     args = p.parse_args()
-    name = f"logpipe_costs_{os.getpid()}"
-    admin = psycopg2.connect(args.admin_dsn)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
+    database = ThrowawayDatabase()
     try:
-        db.initdb(f"{args.admin_dsn} dbname={name}")
-        conn = reports_bench.connect(f"{args.admin_dsn} dbname={name}")
+        conn = reports_bench.connect(database.dsn)
         lines = reports_bench.copy_data(conn, args.rows)
         with conn.cursor() as cur:
             cur.execute("SET work_mem = '32MB'; SET synchronous_commit = off")  # as the writer
@@ -78,13 +58,13 @@ def main() -> int:
             cur.execute("SELECT pg_backend_pid()")
             pid = cur.fetchone()[0]
 
-        def measure(sql: str, table: str) -> float:
+        def measure(table: str) -> float:
             best = float("inf")
             for _ in range(3):
                 with conn.cursor() as cur:
                     cur.execute(f"TRUNCATE {table}")
                 before = backend_cpu(pid)
-                load(conn, sql, lines, args.batch)
+                reports_bench.copy_batches(conn, lines, args.batch, table)
                 best = min(best, backend_cpu(pid) - before)
             return best / len(lines) * 1e6
 
@@ -97,17 +77,15 @@ def main() -> int:
             with conn.cursor() as cur:
                 for sql in setup:
                     cur.execute(sql)
-            us = measure(COPY_ROWS_SQL, "access_log")
+            us = measure("access_log")
             step = "" if before is None else f"{us - before:+.2f}"
             print(f"| {label} | {us:.2f} | {step} |", flush=True)
             before = us
-        bare = measure(COPY_ROWS_SQL.replace("COPY access_log", "COPY bare"), "bare")
+        bare = measure("bare")
         print(f"| a bare table, not partitioned (the limit) | {bare:.2f} | {bare - before:+.2f} |")
         conn.close()
     finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+        database.drop()
     return 0
 
 

@@ -342,12 +342,13 @@ def copy_data(conn: Any, rows: int) -> list[str]:
     return buf.getvalue().splitlines(keepends=True)
 
 
-def copy_batches(conn: Any, lines: list[str], batch: int) -> float:
+def copy_batches(conn: Any, lines: list[str], batch: int, table: str = "access_log") -> float:
+    sql = COPY_ROWS_SQL.replace("COPY access_log", f"COPY {table}")
     t0 = time.perf_counter()
     conn.autocommit = False
     with conn.cursor() as cur:
         for lo in range(0, len(lines), batch):
-            cur.copy_expert(COPY_ROWS_SQL, io.StringIO("".join(lines[lo:lo + batch])))
+            cur.copy_expert(sql, io.StringIO("".join(lines[lo:lo + batch])))
             conn.commit()
     conn.autocommit = True
     return time.perf_counter() - t0
