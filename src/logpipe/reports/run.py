@@ -192,7 +192,8 @@ def _fetch(conn: Any, dsn: str, args: argparse.Namespace,
                     f"without --path or --source keep daily totals)")
             return run_report(cur, args.name, filters, getattr(args, "all", False),
                               getattr(args, "depth", None) or DEFAULT_DEPTH)
-    except (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedFunction) as exc:
+    except (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedFunction,
+            psycopg2.errors.UndefinedColumn) as exc:  # e.g. logpipe_pages.asset
         say(f"the reports are not installed in {db.describe_dsn(dsn)} "
             f"({str(exc).splitlines()[0]}); run `logpipe initdb` first")
     except psycopg2.OperationalError as exc:

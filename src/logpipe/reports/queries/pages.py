@@ -1,8 +1,9 @@
 """SQL of the page reports, `pages` and `static` (and the counts `tree` groups): whole UTC
 days from the daily rollup, or the all-time totals minus the days outside the window,
 corrected from access_log for partial days; from access_log alone for --source (the
-rollups have no sources). Paths are named with '//' as '/' and told apart as page or
-static asset (logpipe_asset_patterns) when the report runs, once per distinct path."""
+rollups have no sources). Paths are named with '//' as '/'; whether one is a static asset
+is the flag logpipe_pages.asset, which the database keeps in step with
+logpipe_asset_patterns (sql/020_reports.sql)."""
 
 from __future__ import annotations
 
@@ -17,15 +18,27 @@ from logpipe.reports.filters import Filters, all_of, conditions, limit_clause
 # What RollupRange is read from (run.rollup_range runs it).
 ROLLUP_RANGE_SQL = "SELECT min(day), max(day) FROM logpipe_rollup_daily"
 
-# Whether a path is a static asset is read at query time, so that a pattern an operator
-# adds counts at once, for past requests too. Most patterns are '%.ext': those are
-# matched as one hash lookup of the path's extension (what follows its last '.', which
-# a match needs), not as one LIKE per pattern and path (~10 times slower); the others
-# ('/robots.txt') by LIKE. ARRAY() of an uncorrelated subquery runs once per query.
+# Counted from access_log alone (--source), a path has no logpipe_pages row to read its
+# flag from: it is matched as the report runs, once per distinct path. Most patterns are
+# '%.ext': those are matched as one hash lookup of the path's extension (what follows
+# its last '.', which a match needs), not as one LIKE per pattern and path (~10 times
+# slower); the others ('/robots.txt') by LIKE. ARRAY() of an uncorrelated subquery runs
+# once per query.
 _BY_EXTENSION = r"pattern ~ '^%%\.[^.%%_\\]+$'"
 ASSET_EXTENSIONS = ("SELECT substr(pattern, 3) AS ext FROM logpipe_asset_patterns"
                     f" WHERE {_BY_EXTENSION}")
 ASSET_OTHERS = f"ARRAY(SELECT pattern FROM logpipe_asset_patterns WHERE NOT {_BY_EXTENSION})"
+
+
+def page_asset(alias: str, asset: bool = True) -> str:
+    """Whether the logpipe_pages row AS `alias` is a static asset (or, not `asset`, a
+    page): its flag, kept by the fold and by a trigger on the patterns; a page not
+    classified yet (NULL: none is, once committed) is classified here, and the ARRAY()
+    runs only if one is met. Written so that the planner reads the flag's statistics."""
+    test = f"logpipe_is_asset({alias}.path, ARRAY(SELECT pattern FROM logpipe_asset_patterns))"
+    if asset:  # never NULL: the report counts what is not an asset with NOT
+        return f"({alias}.asset IS TRUE OR {alias}.asset IS NULL AND {test})"
+    return f"({alias}.asset IS FALSE OR {alias}.asset IS NULL AND NOT {test})"
 
 
 def classified(table: str, path: str) -> str:
@@ -97,12 +110,26 @@ def query_static(f: Filters, days: RollupRange) -> tuple[str, dict[str, Any]]:
     return _ranked(f, days, True, "views", "view_bytes")
 
 
+# The pages that share their collapsed path with another page: those with '//' (few:
+# found through the partial index logpipe_pages_slashed, whose condition LIKE also lets
+# the planner count them from the column's statistics) and the pages their collapsed
+# paths name; each with its vhost and collapsed path, which `pages` adds them up under.
+MERGED = (
+    "SELECT s.id, s.vhost, logpipe_page_path(s.path) AS path FROM logpipe_pages s"
+    " WHERE s.path LIKE '%%//%%'"
+    " UNION"
+    " SELECT n.id, n.vhost, n.path FROM logpipe_pages s JOIN logpipe_pages n"
+    " ON n.vhost = s.vhost AND n.path = logpipe_page_path(s.path)"
+    " WHERE s.path LIKE '%%//%%'"
+)
+
+
 def _ranked(f: Filters, days: RollupRange, asset: bool | None, hits: str,
             bytes_: str) -> tuple[str, dict[str, Any]]:
     """Rows (vhost, path, hits, bytes) per collapsed path, most first, cut at --limit:
     assets only (`asset` True), pages only (False) or both (None)."""
-    keep = {None: "", True: " WHERE c.asset", False: " WHERE NOT c.asset"}[asset]
     if f.per_source:  # few rows per path: grouped on the names
+        keep = {None: "", True: " WHERE c.asset", False: " WHERE NOT c.asset"}[asset]
         source, params = _counts_from_access_log(f)
         sql = (
             "SELECT nullif(c.vhost, '') AS vhost, nullif(c.path, '') AS path,"
@@ -111,108 +138,141 @@ def _ranked(f: Filters, days: RollupRange, asset: bool | None, hits: str,
             " ORDER BY hits DESC, c.vhost, c.path" + limit_clause(f, params)
         )
         return sql, params
-    parts, params = _parts(f, days)
-    # Added up per page on an integer, the pages that name one path ('/a', '//a') under
-    # the first one's id, and named once ranked: text only for the rows shown.
-    ranked = (
-        f"SELECT m.canon, sum(u.{hits}) AS hits, sum(u.{bytes_}) AS bytes"
-        f" FROM ({parts}) u JOIN ({_page_map(asset)}) m ON m.id = u.page_id"
-        f" GROUP BY m.canon HAVING sum(u.{hits}) > 0"
-    )
-    if f.limit:  # WITH TIES, then names: the cut at --limit is exact and the order stable
-        ranked += " ORDER BY hits DESC FETCH FIRST %(limit)s ROWS WITH TIES"
+    w, params = _window(f, days, (hits, bytes_))
+    kept = [] if asset is None else [page_asset("p", asset)]
+    c = (f"SELECT p.id, p.vhost, p.path, {w.measure(f, hits)} AS hits,"
+         f" {w.measure(f, bytes_)} AS bytes FROM {w.pages()}"
+         f" WHERE {all_of([*w.conditions(), *kept])}")
+    # Most pages are a row of their own, as they are: not grouped, and a bounded sort
+    # picks the top --limit (hits, then names: the cut is exact, the order stable). Only
+    # the few that share a collapsed path (MERGED) are added up. The counts per page are
+    # read twice: kept once (the sums are costly) unless they are the totals alone, which
+    # the second reading looks up by id.
+    materialized = "MATERIALIZED" if w.sums else "NOT MATERIALIZED"
     sql = (
-        "SELECT nullif(p.vhost, '') AS vhost, nullif(logpipe_page_path(p.path), '') AS path,"
-        " t.hits::bigint AS hits, t.bytes::bigint AS bytes"
-        f" FROM ({ranked}) t JOIN logpipe_pages p ON p.id = t.canon"
-        " ORDER BY t.hits DESC, p.vhost, logpipe_page_path(p.path)" + limit_clause(f, params)
+        f"WITH c AS {materialized} ({c}), m AS MATERIALIZED ({MERGED})"
+        " SELECT nullif(r.vhost, '') AS vhost, nullif(r.path, '') AS path,"
+        " r.hits::bigint AS hits, r.bytes::bigint AS bytes"
+        " FROM (SELECT c.vhost, logpipe_page_path(c.path) AS path, c.hits, c.bytes FROM c"
+        " WHERE NOT EXISTS (SELECT FROM m WHERE m.id = c.id)"
+        " UNION ALL SELECT m.vhost, m.path, sum(c.hits)::bigint, sum(c.bytes)::bigint"
+        " FROM m JOIN c ON c.id = m.id GROUP BY m.vhost, m.path) r WHERE r.hits > 0"
+        " ORDER BY r.hits DESC, r.vhost, r.path" + limit_clause(f, params)
     )
     return sql, params
-
-
-def _page_map(asset: bool | None) -> str:
-    """Rows (id, canon) of logpipe_pages: canon is the id that stands for every page of
-    the same vhost and collapsed path: the page named so if there is one, else the
-    first of them. Only pages with '//' look it up. Assets only or none (`asset`)."""
-    slashed = (
-        "SELECT d.id, coalesce(e.id, min(d.id) OVER (PARTITION BY d.vhost, d.path)) AS canon"
-        " FROM (SELECT id, vhost, logpipe_page_path(path) AS path FROM logpipe_pages"
-        " WHERE strpos(path, '//') > 0) d"
-        " LEFT JOIN logpipe_pages e ON e.vhost = d.vhost AND e.path = d.path"
-    )
-    table = f"logpipe_pages p LEFT JOIN ({slashed}) s ON s.id = p.id"
-    keep = {None: "", True: " WHERE n.asset", False: " WHERE NOT n.asset"}[asset]
-    if asset is None:  # nothing to classify
-        return f"SELECT p.id, coalesce(s.canon, p.id) AS canon FROM {table}"
-    return f"SELECT p.id, coalesce(s.canon, p.id) AS canon FROM {classified(table, 'p.path')}{keep}"
 
 
 def query_counts(f: Filters, days: RollupRange) -> tuple[str, dict[str, Any]]:
     """Counts per page in the window, as COUNTS, for the rows of the filters but --limit."""
     if f.per_source:
         return _counts_from_access_log(f)
-    parts, params = _parts(f, days)
-    named = f"SELECT p.id, p.vhost, n.path, n.asset FROM {classified('logpipe_pages p', 'p.path')}"
-    return ("SELECT m.vhost, m.path, m.asset, u.views, u.view_bytes, u.hits, u.bytes"
-            f" FROM ({parts}) u JOIN ({named}) m ON m.id = u.page_id"), params
+    w, params = _window(f, days)
+    sql = (f"SELECT p.vhost, logpipe_page_path(p.path) AS path, {page_asset('p')} AS asset,"
+           f" {', '.join(f'{w.measure(f, m)} AS {m}' for m in MEASURES)}"
+           f" FROM {w.pages()} WHERE {all_of(w.conditions())}")
+    return sql, params
 
 
-def _parts(f: Filters, days: RollupRange) -> tuple[str, dict[str, Any]]:
-    """Signed counts per page id in the window, as rows u (page_id, views, view_bytes,
-    hits, bytes) of several parts, for the filters but --limit and --source.
+MEASURES = ("views", "view_bytes", "hits", "bytes")
+
+
+@dataclass(frozen=True)
+class _Sums:
+    """Signed counts per page, a query AS `name` joined to logpipe_pages AS p `on`; its
+    column `key` is not NULL where it has the page."""
+
+    name: str
+    sql: str
+    on: str
+    key: str
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Where the counts per page of a window come from: each page of logpipe_pages AS p,
+    with its all-time counts (`totals`, filtered by `where`), plus the sums: whole days of
+    logpipe_rollup_daily (d), partial days counted in access_log (x, xlo, xhi)."""
+
+    totals: bool
+    sums: tuple[_Sums, ...]
+    where: str = "true"
+
+    def pages(self) -> str:
+        """FROM items p and the sums. Always from the pages, the sums joined to them: a
+        hash of each sum (one row per page, which the planner knows of a GROUP BY
+        subquery) and one scan of the pages."""
+        p = (f"(SELECT * FROM logpipe_pages p WHERE {self.where}) p" if self.totals
+             else "logpipe_pages p")
+        return p + "".join(f" LEFT JOIN ({s.sql}) {s.name} ON {s.on}" for s in self.sums)
+
+    def conditions(self) -> list[str]:
+        """Which rows of pages() count: every page with totals, else those with sums."""
+        if self.totals:
+            return []
+        return [f"({' OR '.join(f'{s.name}.{s.key} IS NOT NULL' for s in self.sums)})"]
+
+    def measure(self, f: Filters, name: str) -> str:
+        """A measure of MEASURES, of a row of pages()."""
+        terms = [_measures(f, "p")[MEASURES.index(name)]] if self.totals else []
+        return " + ".join(terms + [f"coalesce({s.name}.{name}, 0)" for s in self.sums])
+
+
+def _window(f: Filters, days: RollupRange, needed: tuple[str, ...] = MEASURES
+            ) -> tuple[_Window, dict[str, Any]]:
+    """Where the counts per page in [since, until) come from, for the filters but --limit
+    and --source; whole days are added up for the `needed` MEASURES only.
 
     Rows in [since, until) = rows before until - rows before since, each counted as
     whole rollup days plus part of a day from access_log (see _split). The whole days
     come from logpipe_rollup_daily, or, when fewer days lie outside the window than
     inside (e.g. --since 30d on 30 days of logs), from the all-time totals in
-    logpipe_pages minus the days outside.
+    logpipe_pages minus the days outside. Only the days and the partial days are
+    grouped (per page), not the totals: those are one row per page already.
     """
     params: dict[str, Any] = {}
     if (f.since is not None and f.until is not None and not f.pruned(f.since)
             and f.until - f.since <= dt.timedelta(days=1)):
-        return _union([_raw_part(f, params)]), params
+        return _Window(False, (_raw_part(f, params),)), params
     page_filter = _page_conditions(f, params, "p")  # on logpipe_pages AS p
-    parts = []
+    sums = []
     lo = hi = None
     if f.since is not None:
         lo, span, sign = _split(f.since, f.pruned(f.since))
         if span:
-            parts.append(_raw_part(f, params, span, -sign, "lo"))
+            sums.append(_raw_part(f, params, span, -sign, "lo"))
     if f.until is not None:
         hi, span, sign = _split(f.until, f.pruned(f.until))
         if span:
-            parts.append(_raw_part(f, params, span, sign, "hi"))
+            sums.append(_raw_part(f, params, span, sign, "hi"))
     params["lo_day"], params["hi_day"] = lo, hi
 
-    def rollup(day_conditions: list[str], sign: int) -> str:
-        where = list(day_conditions)
+    def rollup(day_conditions: list[str], sign: int) -> _Sums:
+        where = [f"({' OR '.join(day_conditions)})"] if day_conditions else []
         if page_filter:
             where.append("r.page_id IN (SELECT p.id FROM logpipe_pages p"
                          f" WHERE {all_of(page_filter)})")
-        return f"SELECT r.page_id, {_measures(f, 'r', sign)} FROM logpipe_rollup_daily r" \
-               f" WHERE {all_of(where)}"
+        sums = ", ".join(f"sum({sign} * ({m}))::bigint AS {name}"
+                         for m, name in zip(_measures(f, "r"), MEASURES) if name in needed)
+        # grouped on the rollup's own column: the planner knows how many pages it holds
+        return _Sums("d", f"SELECT r.page_id, {sums} FROM logpipe_rollup_daily r"
+                          f" WHERE {all_of(where)} GROUP BY r.page_id", "d.page_id = p.id",
+                     "page_id")
 
     inside, outside = _days_inside_outside(days, lo, hi)
     if outside < inside:  # the totals minus the whole days outside the window
-        parts.append(f"SELECT p.id, {_measures(f, 'p', 1)} FROM logpipe_pages p"
-                     f" WHERE {all_of(page_filter)}")
-        if lo is not None:
-            parts.append(rollup(["r.day < %(lo_day)s"], -1))
-        if hi is not None:
-            parts.append(rollup(["r.day >= %(hi_day)s"], -1))
-    else:
-        parts.append(rollup((["r.day >= %(lo_day)s"] if lo else [])
-                            + (["r.day < %(hi_day)s"] if hi else []), 1))
-    return _union(parts), params
+        outer = ((["r.day < %(lo_day)s"] if lo is not None else [])
+                 + (["r.day >= %(hi_day)s"] if hi is not None else []))
+        if outer:
+            sums.insert(0, rollup(outer, -1))
+        return _Window(True, tuple(sums), all_of(page_filter)), params
+    inner = (["r.day >= %(lo_day)s"] if lo else []) + (["r.day < %(hi_day)s"] if hi else [])
+    sums.insert(0, rollup([all_of(inner)], 1))
+    return _Window(False, tuple(sums)), params
 
 
-def _union(parts: list[str]) -> str:
-    return (f"SELECT * FROM ({' UNION ALL '.join(parts)})"
-            " v (page_id, views, view_bytes, hits, bytes)")
-
-
-def _measures(f: Filters, alias: str, sign: int) -> str:
-    """The signed COUNTS measures of a rollup row AS `alias`, for --humans/--bots.
+def _measures(f: Filters, alias: str) -> list[str]:
+    """The MEASURES of a rollup row AS `alias` (logpipe_pages, logpipe_rollup_daily), for
+    --humans/--bots.
 
     The daily rollup's views are NULL on days counted before logpipe counted views (kept
     only there once pruned): those days' requests served stand in for their views.
@@ -225,9 +285,8 @@ def _measures(f: Filters, alias: str, sign: int) -> str:
     pairs = [(column("views", "hits"), column("bot_views", "bot_hits")),
              (column("view_bytes", "bytes"), column("bot_view_bytes", "bot_bytes")),
              (f"{alias}.hits", f"{alias}.bot_hits"), (f"{alias}.bytes", f"{alias}.bot_bytes")]
-    picked = [{None: total, True: bot, False: f"{total} - {bot}"}[f.bots]
-              for total, bot in pairs]
-    return ", ".join(f"{sign} * ({m})" for m in picked)
+    return [{None: total, True: bot, False: f"({total} - {bot})"}[f.bots]
+            for total, bot in pairs]
 
 
 def _page_conditions(f: Filters, params: dict[str, Any], alias: str) -> list[str]:
@@ -273,22 +332,22 @@ def _raw_conditions(f: Filters, params: dict[str, Any], time: bool = True) -> li
 
 def _raw_part(f: Filters, params: dict[str, Any],
               span: tuple[dt.datetime, dt.datetime] | None = None, sign: int = 1,
-              name: str = "") -> str:
-    """Pages counted in access_log, signed: within `span`, else within [since, until)."""
+              name: str = "") -> _Sums:
+    """Pages counted in access_log, signed: within `span`, else within [since, until).
+    Keyed as the rollups key pages, and joined to logpipe_pages on that key by the query
+    that reads the pages anyway."""
     where = _raw_conditions(f, params, time=span is None)
     if span is not None:
         params[f"{name}_start"], params[f"{name}_end"] = span
         where.append(f"a.time >= %({name}_start)s AND a.time < %({name}_end)s")
-    # grouped by name first, then numbered: cheaper than numbering every row
-    return (
-        f"SELECT p.id, {sign} * e.views, {sign} * e.view_bytes, {sign} * e.hits,"
-        f" {sign} * e.bytes FROM (SELECT {ROLLUP_VHOST} AS vhost, {ROLLUP_PATH} AS path,"
-        f" count(*) FILTER (WHERE {VIEW}) AS views,"
-        f" coalesce(sum({ROLLUP_BYTES}) FILTER (WHERE {VIEW}), 0) AS view_bytes,"
-        f" count(*) AS hits, coalesce(sum({ROLLUP_BYTES}), 0) AS bytes FROM access_log a"
-        f" WHERE {all_of(where)} GROUP BY 1, 2) e"
-        " JOIN logpipe_pages p ON p.vhost = e.vhost AND p.path = e.path"
-    )
+    x = f"x{name}"
+    return _Sums(x, (
+        f"SELECT {ROLLUP_VHOST} AS vhost, {ROLLUP_PATH} AS path,"
+        f" {sign} * count(*) FILTER (WHERE {VIEW}) AS views,"
+        f" {sign} * coalesce(sum({ROLLUP_BYTES}) FILTER (WHERE {VIEW}), 0)::bigint AS view_bytes,"
+        f" {sign} * count(*) AS hits, {sign} * coalesce(sum({ROLLUP_BYTES}), 0)::bigint AS bytes"
+        f" FROM access_log a WHERE {all_of(where)} GROUP BY 1, 2"
+    ), f"{x}.vhost = p.vhost AND {x}.path = p.path", "path")
 
 
 def _counts_from_access_log(f: Filters) -> tuple[str, dict[str, Any]]:
