@@ -92,3 +92,32 @@ def test_the_logger_exits_without_waiting_for_a_slow_fold(
         holder.close()
     execute(database.dsn, "SELECT logpipe_rollup_fold()")
     assert query(database.dsn, "SELECT sum(hits)::int FROM logpipe_pages") == [(500,)]
+
+
+def test_writer_loads_while_a_change_to_the_asset_patterns_holds_the_fold_back(
+        database: Database, tmp_path: Path) -> None:
+    """A transaction left open after changing logpipe_asset_patterns makes folds wait
+    (the two take turns): the writer's fold gives up after a second and the writer goes
+    on loading, silently; once the change commits, a later fold counts everything."""
+    held = psycopg2.connect(database.dsn)
+    try:
+        with held.cursor() as cur:
+            cur.execute("INSERT INTO logpipe_asset_patterns VALUES ('%.pdf', 'documents')")
+        proc = start_logger(database.dsn, tmp_path / "spool", stdin=subprocess.PIPE)
+        assert proc.stdin is not None and proc.stderr is not None
+        for i in range(3):
+            proc.stdin.write(b"".join(
+                f'192.0.2.1 - - [10/Oct/2024:10:00:0{i} +0000] "GET /p{n} HTTP/1.1" 200 1 '
+                f'"-" "b"\n'.encode() for n in range(100)))
+            proc.stdin.flush()
+            wait_for(lambda i=i: database.rows() == 100 * (i + 1), timeout=30)
+        assert scalar(database.dsn, "SELECT coalesce(sum(hits), 0) FROM logpipe_pages") == 0
+        held.commit()
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
+        err = proc.stderr.read().decode()
+        assert "cannot update the report rollups" not in err, err
+    finally:
+        held.close()
+    execute(database.dsn, "SELECT logpipe_rollup_fold()")
+    assert query(database.dsn, "SELECT sum(hits)::int FROM logpipe_pages") == [(300,)]

@@ -15,6 +15,10 @@ from logpipe.store import database as db
 
 FOLD_INTERVAL = 10.0  # seconds: how long report rollups may lag under sustained load
 LAST_FOLD_MS = 1000  # at most this long for the fold before the writer exits
+# How long the writer's fold waits for another fold, or for a transaction that changed
+# logpipe_asset_patterns (the two take turns), before it leaves the counts pending and
+# goes back to loading lines; it tries again FOLD_INTERVAL later.
+FOLD_LOCK_WAIT_MS = 1000
 PARTITIONS_INTERVAL = 3600.0  # seconds between checks of access_log's partitions
 SUMMARY_INTERVAL = 3600.0  # seconds between summaries of the last whole days' visits
 
@@ -24,6 +28,7 @@ class FoldPolicy:
         self.clock = clock
         self.unfolded = False  # rows committed since the rollups were last folded
         self.folded_at = clock()
+        self.busy_until = 0.0  # a fold found the rollups busy: not again before this
         self._problem: str | None = None
         self.partitions_at: float | None = None  # None: check at the first pass
         self._partitions_problem: str | None = None
@@ -37,9 +42,13 @@ class FoldPolicy:
         """Fold if due. A failed fold never stops loading: it is said once, and the
         `report_*` views stay exact from the pending tables meanwhile."""
         now = self.clock()
-        if not self.unfolded or not (caught_up or now - self.folded_at >= FOLD_INTERVAL):
+        if not self.unfolded or now < self.busy_until \
+                or not (caught_up or now - self.folded_at >= FOLD_INTERVAL):
             return
-        problem = db.fold_rollups(conn)
+        problem = db.fold_rollups(conn, lock_wait_ms=FOLD_LOCK_WAIT_MS)
+        if problem == db.BUSY:  # still unfolded; lines load meanwhile
+            self.busy_until = now + FOLD_INTERVAL
+            return
         self.unfolded, self.folded_at = False, now
         if problem is not None and problem != self._problem:
             say(f"cannot update the report rollups ({problem}); rows still load. "

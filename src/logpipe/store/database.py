@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 
 from logpipe import __version__
@@ -219,17 +220,22 @@ def summarize_visits(conn: psycopg2.extensions.connection) -> str | None:
                            f"::date - {SUMMARIZED_DAYS})", SUMMARY_TIMEOUT_MS)
 
 
-def fold_rollups(conn: psycopg2.extensions.connection,
-                 timeout_ms: int | None = None) -> str | None:
+def fold_rollups(conn: psycopg2.extensions.connection, timeout_ms: int | None = None,
+                 lock_wait_ms: int | None = None) -> str | None:
     """Move the pending report counts into the rollups (sql/020_reports.sql). None, or
     why it could not (e.g. a schema from before the pending table: `logpipe initdb`
-    upgrades it; a read-only user; or it would take longer than `timeout_ms`: the
-    counts stay pending, nothing is lost): see run_apart()."""
-    return run_apart(conn, "SELECT logpipe_rollup_fold()", timeout_ms)
+    upgrades it; a read-only user; or it would take longer than `timeout_ms`, or wait
+    longer than `lock_wait_ms` for another fold or a change to logpipe_asset_patterns
+    (then BUSY): the counts stay pending, nothing is lost): see run_apart()."""
+    return run_apart(conn, "SELECT logpipe_rollup_fold()", timeout_ms, lock_wait_ms)
+
+
+# What run_apart() returns when the statement waited longer than its lock_wait_ms.
+BUSY = "busy: another session holds a lock it needs"
 
 
 def run_apart(conn: psycopg2.extensions.connection, statement: str,
-              timeout_ms: int | None = None) -> str | None:
+              timeout_ms: int | None = None, lock_wait_ms: int | None = None) -> str | None:
     """Run a maintenance statement in a transaction of its own, at most `timeout_ms`.
 
     Returns None, or the first line of an error the server reported on a live
@@ -240,8 +246,13 @@ def run_apart(conn: psycopg2.extensions.connection, statement: str,
         with conn.cursor() as cur:
             if timeout_ms is not None:
                 cur.execute("SET LOCAL statement_timeout = %s", (timeout_ms,))
+            if lock_wait_ms is not None:
+                cur.execute("SET LOCAL lock_timeout = %s", (lock_wait_ms,))
             cur.execute(statement)
         conn.commit()
+    except psycopg2.errors.LockNotAvailable:
+        conn.rollback()
+        return BUSY
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
         if conn.closed or not getattr(exc, "pgcode", None):
             raise
