@@ -6,15 +6,13 @@ agreeing with access_log at every step."""
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 from pathlib import Path
 
-from conftest import COMMAND_TIMEOUT, Database, execute, logpipe_cmd, query, scalar
+from conftest import Database, execute, query, scalar, start_logger, wait_for
 from partition_support import run_ok, temporary_role
+from pipe_support import StderrReader, feed, finish
 from reports_support import as_csv, as_json, run_report, view
 from visitors_support import DAY, SHOP, VISITORS, W, day_fixture, line, load  # noqa: F401
-
-from logpipe.ingest import spool
 
 SUMMARIZED = "SELECT day::text, gap, hits FROM logpipe_visit_days ORDER BY 1, 2"
 
@@ -116,20 +114,18 @@ def test_a_reader_gets_the_same_counts_without_summaries(database: Database,
 
 
 def test_the_writer_summarizes_the_last_whole_days(database: Database, tmp_path: Path) -> None:
-    """The writer keeps the summaries of yesterday and the day before (hourly, and at
-    its first pass), so that no report has to count them from access_log; those of
-    older days are left to the reports that need them."""
+    """The logger's writer keeps the summaries of yesterday and the day before (when it
+    is first idle, then hourly), so that no report has to count them from access_log;
+    those of older days are left to the reports that need them."""
     today = dt.datetime.now(dt.timezone.utc).date()
     days = [today - dt.timedelta(days=n) for n in (3, 2, 1)]
-    spool_dir = tmp_path / "spool"
-    spool_dir.mkdir(mode=0o700)
     lines = "".join(DAY.replace("20/Nov/2026", f"{d:%d}/{d:%b}/{d:%Y}") for d in days)
-    (spool_dir / "seg-00000000000000000001-1-aaaaaaaaaaaa.log").write_bytes(
-        spool.make_header("vhost_combined", None) + lines.encode())
-    done = subprocess.run(logpipe_cmd("replay", "--dsn", database.dsn, "--spool-dir",
-                                      str(spool_dir)),
-                          capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False)
-    assert done.returncode == 0, done.stderr
+    proc = start_logger(database.dsn, tmp_path / "spool", "--format", "vhost_combined")
+    stderr = StderrReader(proc)
+    feed(proc, [lines.encode()])
+    wait_for(lambda: len(query(database.dsn, "SELECT day FROM logpipe_visit_days")) == 2,
+             timeout=30, what=lambda: f"two days summarized; stderr {stderr.text()[-600:]!r}")
+    finish(proc, stderr=stderr)
     assert query(database.dsn, "SELECT day, gap FROM logpipe_visit_days ORDER BY day") == [
         (days[1], 1800), (days[2], 1800)]
     # the summarized days count as the one counted from access_log: the same traffic

@@ -1,7 +1,8 @@
 """When the writer folds the report rollups: once the spool is caught up, or every
 FOLD_INTERVAL under sustained load. Folding many batches at once costs PostgreSQL
 far less than folding each. Also when it makes sure access_log has partitions ahead,
-and summarizes the visits of the last whole days: at its first pass, then hourly."""
+at its first pass, then hourly; and when it summarizes the visits of the last whole
+days: when it is first idle, then hourly."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ class FoldPolicy:
         self._problem: str | None = None
         self.partitions_at: float | None = None  # None: check at the first pass
         self._partitions_problem: str | None = None
-        self.summary_at: float | None = None  # None: at the first pass
+        self.summary_at: float | None = None  # None: when the writer is first idle
         self._summary_problem: str | None = None
 
     def rows_committed(self) -> None:

@@ -129,9 +129,10 @@ class Writer:
                 if closed or include_live:
                     progressed |= self._load_segment(conn, name, path, closed)
             self.folds.maybe_prepare_partitions(conn)
-            self.folds.maybe_summarize_visits(conn)
             if fold:
                 self.folds.maybe_fold(conn, caught_up=not progressed)
+                if not progressed:  # upkeep while idle, never on the way out
+                    self.folds.maybe_summarize_visits(conn)
             self._forget_deleted(conn)
         except CONNECTION_ERRORS as exc:
             self.link.lost(exc)
