@@ -13,11 +13,10 @@ from pathlib import Path
 
 import psycopg2
 
-from logpipe.commands.common import dsn_of
+from logpipe.commands.common import connect_or_say, dsn_of
 from logpipe.commands.prune import parse_age
 from logpipe.messages import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, first_line, say
 from logpipe.store import archive as arch
-from logpipe.store import database as db
 from logpipe.store import partitions as parts
 from logpipe.store.parquet_copy import require_pyarrow
 
@@ -46,10 +45,8 @@ def run(args: argparse.Namespace) -> int:
     except arch.ArchiveError as exc:
         say(f"{exc}; fix it or name another --archive")
         return EXIT_USAGE
-    try:
-        conn = db.connect(dsn, "logpipe archive")
-    except psycopg2.OperationalError as exc:
-        say(f"cannot connect to {db.describe_dsn(dsn)}: {first_line(exc)}; check --dsn")
+    conn = connect_or_say(dsn, "logpipe archive")
+    if conn is None:
         return EXIT_FAILURE
     try:
         files = arch.export_before(conn, arch.open_archive(conn, root), before)

@@ -24,6 +24,20 @@ def dsn_of(args: argparse.Namespace) -> str:
     return dsn
 
 
+def connect_or_say(dsn: str, application: str) -> Any:
+    """A connection for a command, or None once it is said why there is none."""
+    import psycopg2
+
+    from logpipe.messages import first_line
+    from logpipe.store import database as db
+
+    try:
+        return db.connect(dsn, application)
+    except psycopg2.OperationalError as exc:
+        say(f"cannot connect to {db.describe_dsn(dsn)}: {first_line(exc)}; check --dsn")
+        return None
+
+
 def check_format(log_format: str) -> None:
     """An unusable --format is a usage error, before anything is started."""
     from logpipe.parse import FormatError, compile_format

@@ -17,14 +17,13 @@ from typing import Any
 import psycopg2
 import psycopg2.errors
 
-from logpipe.commands.common import dsn_of
+from logpipe.commands.common import connect_or_say, dsn_of
 from logpipe.commands.names_args import mail_address
 from logpipe.mail.digest_text import BrokenLink, compose, utc
 from logpipe.mail.owners import Owner, load_owners, owners_of
 from logpipe.messages import EXIT_FAILURE, EXIT_OK, first_line, say
 from logpipe.reports.filters import Filters, resolve_times
 from logpipe.reports.queries.referers import query_broken_links
-from logpipe.store import database as db
 
 SMTP_TIMEOUT = 30.0  # seconds for the mail server to answer each command
 
@@ -32,10 +31,8 @@ SMTP_TIMEOUT = 30.0  # seconds for the mail server to answer each command
 def run(args: argparse.Namespace) -> int:
     dsn = dsn_of(args)
     sender = args.sender or default_sender()
-    try:
-        conn = db.connect(dsn, "logpipe digest")
-    except psycopg2.OperationalError as exc:
-        say(f"cannot connect to {db.describe_dsn(dsn)}: {first_line(exc)}; check --dsn")
+    conn = connect_or_say(dsn, "logpipe digest")
+    if conn is None:
         return EXIT_FAILURE
     try:
         since, until, links, owners = read(conn, args)

@@ -25,7 +25,12 @@ from typing import IO, Any
 import psycopg2
 
 from logpipe import config
-from logpipe.commands.common import check_format, dsn_of, warn_unused_proxies
+from logpipe.commands.common import (
+    check_format,
+    connect_or_say,
+    dsn_of,
+    warn_unused_proxies,
+)
 from logpipe.ingest.load_progress import FileBar, disk_size, showing_progress
 from logpipe.messages import EXIT_FAILURE, EXIT_OK, first_line, say
 from logpipe.parse import parser_marking_bots
@@ -144,10 +149,8 @@ def fingerprint(log: LogFile, bar: FileBar) -> str:
 
 
 def load_files(dsn: str, parser: Any, source: str | None, files: list[Path], force: bool) -> int:
-    try:
-        conn = db.connect(dsn, "logpipe load")
-    except psycopg2.OperationalError as exc:
-        say(f"cannot connect to {db.describe_dsn(dsn)}: {first_line(exc)}; check --dsn")
+    conn = connect_or_say(dsn, "logpipe load")
+    if conn is None:
         return EXIT_FAILURE
     failed = 0
     try:

@@ -19,10 +19,9 @@ from typing import Any
 
 import psycopg2
 
-from logpipe.commands.common import dsn_of
+from logpipe.commands.common import connect_or_say, dsn_of
 from logpipe.messages import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, first_line, say
 from logpipe.store import archive as arch
-from logpipe.store import database as db
 from logpipe.store import partitions as parts
 from logpipe.store.parquet_copy import require_pyarrow
 
@@ -52,10 +51,8 @@ def run(args: argparse.Namespace) -> int:
             say(f"{exc}; nothing was pruned. Fix it (or name another --archive) and run "
                 "prune again")
             return EXIT_USAGE
-    try:
-        conn = db.connect(dsn, "logpipe prune")
-    except psycopg2.OperationalError as exc:
-        say(f"cannot connect to {db.describe_dsn(dsn)}: {first_line(exc)}; check --dsn")
+    conn = connect_or_say(dsn, "logpipe prune")
+    if conn is None:
         return EXIT_FAILURE
     try:
         return prune(conn, age, args.dry_run, None if args.dry_run else archive_dir)

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg2
 import psycopg2.errors
 
-from logpipe.commands.common import dsn_of
+from logpipe.commands.common import connect_or_say, dsn_of
 from logpipe.messages import EXIT_FAILURE, EXIT_OK, UsageError, first_line, say
 from logpipe.names.lookup import (
     NO_ANSWER,
@@ -33,7 +33,6 @@ from logpipe.names.lookup import (
 )
 from logpipe.reports.filters import resolve_times
 from logpipe.reports.times import TimeSpec
-from logpipe.store import database as db
 from logpipe.store import dns_cache
 
 
@@ -41,10 +40,8 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(nameserver=args.nameserver, timeout=args.timeout, rate=args.rate,
                         concurrency=args.concurrency)
     dsn = dsn_of(args)
-    try:
-        conn = db.connect(dsn, "logpipe resolve")
-    except psycopg2.OperationalError as exc:
-        say(f"cannot connect to {db.describe_dsn(dsn)}: {first_line(exc)}; check --dsn")
+    conn = connect_or_say(dsn, "logpipe resolve")
+    if conn is None:
         return EXIT_FAILURE
     try:
         return resolve(conn, args.since, args.max_age, args.retry_after, settings)
