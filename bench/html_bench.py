@@ -21,20 +21,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from reports_bench import connect, generate
+from reports_bench import bench_database, connect, generate
 
 from logpipe.reports.filters import Filters, resolve_times
 from logpipe.reports.html.data import collect
@@ -109,20 +107,8 @@ def main() -> int:
                                                          "dbname=postgres"))
     p.add_argument("--keep", action="store_true", help="do not drop the database")
     args = p.parse_args()
-    name = f"logpipe_html_bench_{os.getpid()}"
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally: below
-    admin: Any = connect(args.admin_dsn)
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    try:
-        bench(f"{args.admin_dsn} dbname={name}", args)
-    finally:
-        if args.keep:
-            print(f"\nkept database {name}")
-        else:
-            with admin.cursor() as cur:
-                cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+    with bench_database(args.admin_dsn, "logpipe_html_bench", args.keep) as dsn:
+        bench(dsn, args)
     return 0
 
 

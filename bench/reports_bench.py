@@ -19,12 +19,14 @@ Prints Markdown tables (copied into bench/RESULTS-reports.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import signal
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -144,16 +146,23 @@ def main() -> int:
                                                          "dbname=postgres"))
     p.add_argument("--keep", action="store_true", help="do not drop the database")
     args = p.parse_args()
-    name = f"logpipe_bench_{os.getpid()}"
+    with bench_database(args.admin_dsn, "logpipe_bench", args.keep) as dsn:
+        return bench(dsn, args)
+
+
+@contextlib.contextmanager
+def bench_database(admin_dsn: str, prefix: str, keep: bool) -> Iterator[str]:
+    """A new empty database's DSN, dropped afterwards (also on errors, Ctrl-C and
+    SIGTERM) unless `keep`."""
+    name = f"{prefix}_{os.getpid()}"
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally: below
-    admin = connect(args.admin_dsn)
+    admin = connect(admin_dsn)
     with admin.cursor() as cur:
         cur.execute(f"CREATE DATABASE {name}")
-    dsn = f"{args.admin_dsn} dbname={name}"
     try:
-        return bench(dsn, args)
+        yield f"{admin_dsn} dbname={name}"
     finally:
-        if args.keep:
+        if keep:
             print(f"\nkept database {name}")
         else:
             with admin.cursor() as cur:
