@@ -811,37 +811,33 @@ SELECT g.vhost, g.path, g.referer, g.hits
                     OR r.host = ANY (ARRAY(SELECT host FROM logpipe_site_hosts)), false)
  ORDER BY g.hits DESC, g.vhost, g.path, g.referer;
 
--- Most viewed pages: page views (GET or POST requests served, see logpipe_is_view)
--- of paths that are not static assets (logpipe_asset_patterns), '//' read as '/', from
--- the totals and what is pending. hits are views, bytes their bytes.
-CREATE OR REPLACE VIEW report_pages AS
+-- Page views (GET or POST requests served, see logpipe_is_view) per vhost and path,
+-- '//' read as '/', from the totals and what is pending, and whether the path is a
+-- static asset (logpipe_asset_patterns): what report_pages and report_static show.
+-- hits are views, bytes their bytes.
+CREATE OR REPLACE VIEW logpipe_page_views AS
 SELECT nullif(c.vhost, '') AS vhost, nullif(c.path, '') AS path, sum(c.views)::bigint AS hits,
        sum(c.views - c.bot_views)::bigint AS human_hits, sum(c.bot_views)::bigint AS bot_hits,
-       sum(c.view_bytes)::bigint AS bytes
+       sum(c.view_bytes)::bigint AS bytes,
+       lower(c.path) LIKE ANY (ARRAY(SELECT pattern FROM logpipe_asset_patterns)) AS asset
   FROM (SELECT vhost, logpipe_page_path(path) AS path, views, bot_views, view_bytes
           FROM logpipe_pages WHERE views <> 0
         UNION ALL
         SELECT vhost, logpipe_page_path(path), views, bot_views, view_bytes
           FROM logpipe_pending_pages) c
- WHERE NOT (lower(c.path) LIKE ANY (ARRAY(SELECT pattern FROM logpipe_asset_patterns)))
  GROUP BY c.vhost, c.path
-HAVING sum(c.views) > 0
+HAVING sum(c.views) > 0;
+
+-- Most viewed pages: paths that are not static assets.
+CREATE OR REPLACE VIEW report_pages AS
+SELECT vhost, path, hits, human_hits, bot_hits, bytes
+  FROM logpipe_page_views WHERE NOT asset
  ORDER BY hits DESC, vhost, path;
 
--- The static assets' share: GET or POST requests served for paths that are assets,
--- with the columns of report_pages.
+-- The static assets' share, with the columns of report_pages.
 CREATE OR REPLACE VIEW report_static AS
-SELECT nullif(c.vhost, '') AS vhost, nullif(c.path, '') AS path, sum(c.views)::bigint AS hits,
-       sum(c.views - c.bot_views)::bigint AS human_hits, sum(c.bot_views)::bigint AS bot_hits,
-       sum(c.view_bytes)::bigint AS bytes
-  FROM (SELECT vhost, logpipe_page_path(path) AS path, views, bot_views, view_bytes
-          FROM logpipe_pages WHERE views <> 0
-        UNION ALL
-        SELECT vhost, logpipe_page_path(path), views, bot_views, view_bytes
-          FROM logpipe_pending_pages) c
- WHERE lower(c.path) LIKE ANY (ARRAY(SELECT pattern FROM logpipe_asset_patterns))
- GROUP BY c.vhost, c.path
-HAVING sum(c.views) > 0
+SELECT vhost, path, hits, human_hits, bot_hits, bytes
+  FROM logpipe_page_views WHERE asset
  ORDER BY hits DESC, vhost, path;
 
 -- Requests per day and status code (days in the session's TimeZone), from the rollup.
