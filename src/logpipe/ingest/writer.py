@@ -20,6 +20,7 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
+from logpipe.durable import fsync_directory
 from logpipe.ingest import progress, spool
 from logpipe.ingest.folding import FoldPolicy
 from logpipe.ingest.link import DURABLE_COMMIT_SQL, DatabaseLink
@@ -236,7 +237,7 @@ class Writer:
         if not self._deleted:
             return
         try:
-            _sync_directory(self.settings.spool_dir)
+            fsync_directory(self.settings.spool_dir)
         except OSError:
             return  # kept rows only cost space; the next pass tries again
         progress.forget(conn, self._deleted)
@@ -258,10 +259,3 @@ class Writer:
             if left <= 0 or not ready:
                 return
 
-
-def _sync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -38,6 +38,7 @@ import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
+from logpipe.durable import fsync_directory
 from logpipe.store import partitions as parts
 from logpipe.store.parquet_copy import columns_of, copy_to_parquet, make_dirs, select_list
 
@@ -122,7 +123,7 @@ def remove_leftovers(conn: Connection, archive: Archive) -> list[Path]:
                  for p in paths]
     for path in gone:
         path.unlink(missing_ok=True)
-        _fsync_dir(path.parent)
+        fsync_directory(path.parent)
     return gone
 
 
@@ -381,11 +382,3 @@ def _record(cur: Cursor, relation: str, range_from: dt.datetime | None,
             range_to: dt.datetime | None, rows: int) -> None:
     cur.execute("INSERT INTO logpipe_pruned (relation, range_from, range_to, rows)"
                 " VALUES (%s, %s, %s, %s)", (relation, range_from, range_to, rows))
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

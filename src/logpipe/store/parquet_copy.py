@@ -25,6 +25,7 @@ from typing import Any, Callable
 import psycopg2.extensions
 from psycopg2 import sql
 
+from logpipe.durable import fsync_directory, fsync_file
 from logpipe.messages import UsageError
 
 # CSV per parse and row group: peak RSS is about 10 times this beyond pyarrow's own ~60 MB
@@ -177,9 +178,9 @@ def copy_to_parquet(cur: psycopg2.extensions.cursor, query: sql.Composable, para
             return 0
         writer.close()
         writer = None
-        _fsync(tmp)
+        fsync_file(tmp)
         os.replace(tmp, path)
-        _fsync(path.parent)
+        fsync_directory(path.parent)
     finally:
         if writer is not None:
             writer.close()
@@ -195,14 +196,6 @@ def _unhex(column: Any) -> Any:
                      for v in column.to_pylist()], pa.binary())
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def make_dirs(path: Path) -> None:
     """mkdir -p, each new directory fsync'ed into its parent, so a renamed file's
     directory entry survives a crash too."""
@@ -212,4 +205,4 @@ def make_dirs(path: Path) -> None:
         path = path.parent
     for directory in reversed(missing):
         directory.mkdir(exist_ok=True)
-        _fsync(directory.parent)
+        fsync_directory(directory.parent)
