@@ -99,8 +99,6 @@ def run_report(cur: Any, name: str, filters: Filters, everything: bool = False,
         sql, params = query_tree(filters, rollup_range(cur), depth)
     else:
         sql, params = QUERIES[name](filters)
-    if name in VISIT_REPORTS:  # JIT compiling takes 0.6 s, five times the query itself
-        cur.execute("SET jit = off")
     cur.execute(sql, params)
     return [d[0] for d in cur.description], cur.fetchall()
 
