@@ -90,23 +90,22 @@ ROLLUP_COLUMNS = "r.vhost, r.referer, r.hits, r.bot_hits"
 NEGATED_COLUMNS = "r.vhost, r.referer, -r.hits, -r.bot_hits"
 
 
-def hot_path_counts(inside: str | None) -> str:
+def hot_path_counts(where: str, inside: str | None) -> str:
     """The rows (vhost, referer, hits, bot_hits) of logpipe_path_referers* AS r and the
-    pending counts that add up to a hot path's referers over the whole hours `inside`
-    (all time for None); each still to be filtered on r.path (and r.vhost)."""
+    pending counts, each meeting `where` (the path, the vhost), that add up to a hot
+    path's referers over the whole hours `inside` (all time for None)."""
     pending = "logpipe_pending_referers r"
     if inside is None:
-        return (f"SELECT {ROLLUP_COLUMNS} FROM logpipe_path_referers r"
-                f" WHERE {{where}} UNION ALL SELECT {ROLLUP_COLUMNS} FROM {pending}"
-                " WHERE {where}")
+        return (f"SELECT {ROLLUP_COLUMNS} FROM logpipe_path_referers r WHERE {where}"
+                f" UNION ALL SELECT {ROLLUP_COLUMNS} FROM {pending} WHERE {where}")
     hourly = "logpipe_path_referers_hourly r"
-    return (f"SELECT {ROLLUP_COLUMNS} FROM {hourly} WHERE {{where}} AND {inside}"
+    return (f"SELECT {ROLLUP_COLUMNS} FROM {hourly} WHERE {where} AND {inside}"
             f" AND {INSIDE_IS_LESS}"
             f" UNION ALL SELECT {ROLLUP_COLUMNS} FROM logpipe_path_referers r"
-            f" WHERE {{where}} AND NOT {INSIDE_IS_LESS}"
+            f" WHERE {where} AND NOT {INSIDE_IS_LESS}"
             f" UNION ALL SELECT {NEGATED_COLUMNS} FROM {hourly}"
-            f" WHERE {{where}} AND NOT ({inside}) AND NOT {INSIDE_IS_LESS}"
-            f" UNION ALL SELECT {ROLLUP_COLUMNS} FROM {pending} WHERE {{where}} AND {inside}")
+            f" WHERE {where} AND NOT ({inside}) AND NOT {INSIDE_IS_LESS}"
+            f" UNION ALL SELECT {ROLLUP_COLUMNS} FROM {pending} WHERE {where} AND {inside}")
 
 
 def query_referers(f: Filters) -> tuple[str, dict[str, Any]]:
@@ -127,7 +126,7 @@ def query_referers(f: Filters) -> tuple[str, dict[str, Any]]:
         rollup_where = [hot, "r.path = %(path)s"]
         if f.vhost is not None:
             rollup_where.append("r.vhost = %(vhost)s")
-        counts = hot_path_counts(inside).format(where=all_of(rollup_where))
+        counts = hot_path_counts(all_of(rollup_where), inside)
         hot_part = (f"SELECT nullif(r.vhost, '') AS vhost, r.referer, sum({counted}) AS hits"
                     f" FROM ({counts}) r GROUP BY 1, 2 UNION ALL ")
         if edges is not None:
