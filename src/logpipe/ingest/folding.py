@@ -20,8 +20,9 @@ LAST_FOLD_MS = 1000  # at most this long for the fold before the writer exits
 # logpipe_asset_patterns (the two take turns), before it leaves the counts pending and
 # goes back to loading lines; it tries again FOLD_INTERVAL later.
 FOLD_LOCK_WAIT_MS = 1000
-PARTITIONS_INTERVAL = 3600.0  # seconds between checks of access_log's partitions
-SUMMARY_INTERVAL = 3600.0  # seconds between summaries of the last whole days' visits
+# seconds between checks of access_log's partitions, and between summaries of the last
+# whole days' visits
+UPKEEP_INTERVAL = 3600.0
 
 
 class FoldPolicy:
@@ -31,10 +32,17 @@ class FoldPolicy:
         self.folded_at = clock()
         self.busy_until = 0.0  # a fold found the rollups busy: not again before this
         self._problem: str | None = None
-        self.partitions_at: float | None = None  # None: check at the first pass
-        self._partitions_problem: str | None = None
-        self.summary_at: float | None = None  # None: when the writer is first idle
-        self._summary_problem: str | None = None
+        self.partitions = Hourly(  # asked at every pass
+            db.prepare_partitions,
+            "cannot create partitions of access_log ({problem}); rows still load, into its "
+            "default partition. Run `logpipe initdb` to upgrade the schema, or grant the "
+            "writer's role EXECUTE on logpipe_prepare_partitions()")
+        self.summaries = Hourly(  # asked when the writer is idle
+            db.summarize_visits,
+            "cannot summarize the visits of the last days ({problem}); rows still load, "
+            "and `logpipe report visitors` counts those days from access_log. Run "
+            "`logpipe initdb` to upgrade the schema, or grant the writer's role EXECUTE on "
+            "logpipe_visits_refresh(integer, date, date)")
 
     def rows_committed(self) -> None:
         self.unfolded = True
@@ -72,29 +80,30 @@ class FoldPolicy:
     def maybe_prepare_partitions(self, conn: Any) -> None:
         """Partitions ahead, and for old dates loaded into the default partition
         (sql/005_partitions.sql). Rows load whatever happens here: said once."""
-        now = self.clock()
-        if self.partitions_at is not None and now - self.partitions_at < PARTITIONS_INTERVAL:
-            return
-        self.partitions_at = now
-        problem = db.prepare_partitions(conn)
-        if problem is not None and problem != self._partitions_problem:
-            say(f"cannot create partitions of access_log ({problem}); rows still load, "
-                "into its default partition. Run `logpipe initdb` to upgrade the schema, "
-                "or grant the writer's role EXECUTE on logpipe_prepare_partitions()")
-        self._partitions_problem = problem
+        self.partitions.maybe_run(conn, self.clock())
 
     def maybe_summarize_visits(self, conn: Any) -> None:
         """The visit summaries of the last whole days, hourly (database.summarize_visits):
         a day is summarized soon after it ends, not by the first report that reads it.
         Rows load whatever happens here: said once."""
-        now = self.clock()
-        if self.summary_at is not None and now - self.summary_at < SUMMARY_INTERVAL:
+        self.summaries.maybe_run(conn, self.clock())
+
+
+class Hourly:
+    """Upkeep the writer runs at most once an hour, the first time when first asked; a
+    problem it meets is said once (again only if it changes), and rows load anyway."""
+
+    def __init__(self, run: Callable[[Any], str | None], advice: str) -> None:
+        self.run = run  # returns None, or the problem
+        self.advice = advice  # what to say of a problem: a format with {problem}
+        self.ran_at: float | None = None
+        self.problem: str | None = None
+
+    def maybe_run(self, conn: Any, now: float) -> None:
+        if self.ran_at is not None and now - self.ran_at < UPKEEP_INTERVAL:
             return
-        self.summary_at = now
-        problem = db.summarize_visits(conn)
-        if problem is not None and problem != self._summary_problem:
-            say(f"cannot summarize the visits of the last days ({problem}); rows still "
-                "load, and `logpipe report visitors` counts those days from access_log. "
-                "Run `logpipe initdb` to upgrade the schema, or grant the writer's role "
-                "EXECUTE on logpipe_visits_refresh(integer, date, date)")
-        self._summary_problem = problem
+        self.ran_at = now
+        problem = self.run(conn)
+        if problem is not None and problem != self.problem:
+            say(self.advice.format(problem=problem))
+        self.problem = problem
