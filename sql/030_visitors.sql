@@ -221,17 +221,6 @@ $$;
 --     referer (a window over them in that order needs no sort of its own).
 -- One sort of the rows, by visitor and time, and one pass over them. Requests of one
 -- second are ordered by referer, so that the result never varies.
-DO $$
-BEGIN
-    -- a version made during development returned fewer columns, which CREATE OR
-    -- REPLACE cannot change: it goes, with the report_* views on it (made again below)
-    IF EXISTS (SELECT FROM pg_proc WHERE proname = 'logpipe_visit_rows'
-                AND NOT 'visitor' = ANY (proargnames)) THEN
-        DROP FUNCTION logpipe_visit_rows(timestamptz, timestamptz, integer, text, text[], text)
-            CASCADE;
-    END IF;
-END
-$$;
 CREATE OR REPLACE FUNCTION logpipe_visit_rows(lo timestamptz, hi timestamptz,
                                               gap integer DEFAULT 1800,
                                               vhost text DEFAULT NULL,
