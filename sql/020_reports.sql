@@ -410,6 +410,19 @@ BEGIN
 END
 $$;
 
+-- Hot paths of 500 characters or more, promoted before the fold left them out (see
+-- logpipe_rollup_fold): not hot any more; their requests are read from the index.
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM logpipe_hot_paths WHERE char_length(path) >= 500) THEN
+        DELETE FROM logpipe_hot_paths WHERE char_length(path) >= 500;
+        DELETE FROM logpipe_path_referers WHERE char_length(path) >= 500;
+        DELETE FROM logpipe_path_referers_hourly WHERE char_length(path) >= 500;
+        DELETE FROM logpipe_pending_referers WHERE char_length(path) >= 500;
+    END IF;
+END
+$$;
+
 -- The hour a time falls in, the same in every time zone (date_trunc would use the
 -- session's).
 CREATE OR REPLACE FUNCTION logpipe_hour(t timestamptz) RETURNS timestamptz
@@ -528,7 +541,10 @@ BEGIN
     SELECT (SELECT count(*) FROM pq) + (SELECT count(*) FROM pp),
            coalesce((SELECT bool_or(hits < 0) FROM pq), false),
            ARRAY(SELECT DISTINCT path FROM pages
-                  WHERE hits >= hot_hits AND octet_length(path) <= 1000)
+                  WHERE hits >= hot_hits AND octet_length(path) <= 1000
+                    -- a key of 500 characters may be a longer path cut
+                    -- (logpipe_rollup_path): it would gather other paths' referers
+                    AND char_length(path) < 500)
       INTO folded, subtracted, hot;
     PERFORM logpipe_classify_pages();  -- the pages just added: static asset or not
     WITH pr AS MATERIALIZED (

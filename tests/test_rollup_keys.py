@@ -38,3 +38,37 @@ def test_a_long_path_and_a_huge_size_fold_and_report(database: Database) -> None
                  " VALUES (now(), '/plain', 200, 1)")
     execute(dsn, "SELECT logpipe_rollup_fold()")
     assert query(dsn, "SELECT hits FROM logpipe_pages WHERE path = '/plain'") == [(2,)]
+
+
+def test_a_cut_path_key_never_becomes_hot(database: Database) -> None:
+    """A path longer than a rollup key is counted under its first 500 characters; that
+    key must not become a hot path, or `referers --path` for a real path of those 500
+    characters would count the long paths' referers too."""
+    dsn = database.dsn
+    long_path = "/" + "a" * 2999
+    key = long_path[:500]
+    execute(dsn, "INSERT INTO access_log (time, path, status, referer) VALUES "
+                 f"(now(), '{long_path}', 200, 'https://long.example/'),"
+                 f" (now(), '{key}', 200, 'https://key.example/'),"
+                 " (now(), '/short', 200, 'https://short.example/')")
+    execute(dsn, "SELECT logpipe_rollup_fold(1)")  # hot from the first request
+    assert query(dsn, "SELECT path FROM logpipe_hot_paths") == [("/short",)]
+    execute(dsn, "INSERT INTO access_log (time, path, status, referer) VALUES "
+                 f"(now(), '{long_path}', 200, 'https://long.example/')")
+    execute(dsn, "SELECT logpipe_rollup_fold(1)")
+    answer = json.loads(run_ok("report", "referers", "--path", key, "--dsn", dsn,
+                               "--format", "json").stdout)
+    assert answer == [{"referer": "https://key.example/", "hits": 1}]
+
+
+def test_initdb_unmakes_a_hot_cut_key(database: Database) -> None:
+    """Promoted before the fold left such keys out: initdb makes it not hot again."""
+    dsn = database.dsn
+    key = "/" + "b" * 499
+    execute(dsn, f"INSERT INTO access_log (time, path, status, referer) VALUES "
+                 f"(now(), '{key}', 200, 'https://key.example/')")
+    execute(dsn, f"SELECT logpipe_promote_hot_paths(ARRAY['{key}'])")
+    assert scalar(dsn, "SELECT count(*) FROM logpipe_path_referers") == 1
+    database.initdb()
+    assert scalar(dsn, "SELECT count(*) FROM logpipe_hot_paths") == 0
+    assert scalar(dsn, "SELECT count(*) FROM logpipe_path_referers") == 0
