@@ -22,7 +22,9 @@
 -- views are exact at any moment: a day without a summary that is up to date (today, a
 -- day just backfilled) is counted from access_log as the report runs, and
 -- logpipe_visits_refresh() (run by `logpipe report` where the role may: the owner)
--- stores it for the next time.
+-- stores it for the next time. The current day is summarized hour by hour
+-- (logpipe_visits_refresh_hours(), by the writer when idle): its reports count only the
+-- hours since from access_log, joined to the summary by logpipe_visit_state.
 
 -- -- Referer -> channel ----------------------------------------------------------------
 
@@ -353,6 +355,130 @@ BEGIN
 END
 $$;
 
+-- The last request of each visitor of a summarized day (made with its summary): a
+-- window that begins inside the day has the visitors whose last request is in it, so
+-- `report countries` and `visitors` count them here instead of sorting the day's rows.
+-- varies: the visitor's requests do not all have one country and bot flag, so those of
+-- its first request in a window are not known here (the report counts that day from
+-- access_log).
+CREATE TABLE IF NOT EXISTS logpipe_visit_lasts (
+    day       date        NOT NULL,
+    gap       integer     NOT NULL,
+    vhost     text,
+    bot       boolean     NOT NULL,
+    country   text,
+    varies    boolean     NOT NULL,
+    last_time timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logpipe_visit_lasts_day ON logpipe_visit_lasts (gap, day, last_time);
+CREATE INDEX IF NOT EXISTS logpipe_visit_lasts_varies ON logpipe_visit_lasts (gap, day, last_time)
+ WHERE varies;
+
+-- The current UTC day so far: its whole hours are summarized (the same summary tables,
+-- under its day) up to `upto`, with the totals of access_log they were made from, as
+-- for logpipe_visit_days; a report counts the rest, from `upto`, from access_log and
+-- logpipe_visit_state. Each hour's rows are sorted once: logpipe_visits_refresh_hours()
+-- adds the hours since `upto`.
+CREATE TABLE IF NOT EXISTS logpipe_visit_prefix (
+    day          date        NOT NULL,
+    gap          integer     NOT NULL,
+    upto         timestamptz NOT NULL,
+    hits         bigint      NOT NULL,
+    bytes        bigint      NOT NULL,
+    refreshed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (day, gap)
+);
+-- Each visitor of a summarized prefix: its last request before `upto`, and the bot flag,
+-- channel and source of its last visit, which its next request continues when it comes
+-- within the gap.
+CREATE TABLE IF NOT EXISTS logpipe_visit_state (
+    day         date        NOT NULL,
+    gap         integer     NOT NULL,
+    vhost       text,
+    remote_host text,
+    user_agent  text,
+    last_time   timestamptz NOT NULL,
+    bot         boolean     NOT NULL,
+    channel     text        NOT NULL,
+    source      text
+);
+
+-- Per day from `lo` to `hi` (dates): the end of its summarized prefix for `gap`, where
+-- the prefix is up to date (the rollup's totals before `upto` are those it was made of).
+CREATE OR REPLACE FUNCTION logpipe_visit_prefix_state(lo date, hi date, gap integer)
+RETURNS TABLE (day date, upto timestamptz)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT p.day, p.upto
+      FROM logpipe_visit_prefix p
+     WHERE p.gap = $3 AND (lo IS NULL OR p.day >= lo) AND (hi IS NULL OR p.day < hi)
+       AND (p.hits, p.bytes) = (
+           SELECT coalesce(sum(q.hits), 0), coalesce(sum(q.bytes), 0) FROM logpipe_quarters q
+            WHERE q.quarter >= p.day::timestamp AT TIME ZONE 'UTC' AND q.quarter < p.upto)
+$$;
+
+-- One visitor's vhost, address and agent as one value, for joins that hash: NULL and ''
+-- stay apart (two visitors, as in logpipe_visit_rows), and so do values holding a comma.
+CREATE OR REPLACE FUNCTION logpipe_visitor_key(vhost text, remote_host text, user_agent text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT quote_nullable(vhost) || ',' || quote_nullable(remote_host) || ','
+           || quote_nullable(user_agent)
+$$;
+
+CREATE UNIQUE INDEX IF NOT EXISTS logpipe_visit_state_visitor
+    ON logpipe_visit_state (gap, day, logpipe_visitor_key(vhost, remote_host, user_agent));
+
+-- logpipe_visit_rows(lo, hi, ...) for rows after the summarized prefix of day `d`
+-- (lo = its upto): a visitor of the prefix has no first request of the day here, and
+-- its first request here begins a visit only after more than `gap` seconds; otherwise
+-- it continues (continued) the visit of logpipe_visit_state's channel, source and bot.
+CREATE OR REPLACE FUNCTION logpipe_visit_tail(d date, lo timestamptz, hi timestamptz,
+                                              gap integer DEFAULT 1800,
+                                              vhost text DEFAULT NULL)
+RETURNS TABLE (day date, hour smallint, vhost text, remote_host text, user_agent text,
+               bot boolean, country text, referer text, bytes bigint, visit_start boolean,
+               first_of_day boolean, first_of_hour boolean, continued boolean,
+               state_bot boolean, channel text, source text, rn bigint, n bigint,
+               visitor bigint, "time" timestamptz)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT r.day, r.hour, r.vhost, r.remote_host, r.user_agent, r.bot, r.country,
+           r.referer, r.bytes, r.visit_start AND NOT coalesce(c.on, false),
+           r.first_of_day AND s.last_time IS NULL, r.first_of_hour, coalesce(c.on, false),
+           s.bot, s.channel, s.source, r.rn, r.n, r.visitor, r.time
+      FROM logpipe_visit_rows(lo, hi, gap, $5) r
+      -- looked up by index for each visitor's first row: the tail is an hour, the state
+      -- the whole day's visitors
+      LEFT JOIN LATERAL (
+           SELECT s.* FROM logpipe_visit_state s
+            WHERE r.rn = 1 AND s.gap = $4 AND s.day = d
+              AND logpipe_visitor_key(s.vhost, s.remote_host, s.user_agent)
+                  = logpipe_visitor_key(r.vhost, r.remote_host, r.user_agent)
+            LIMIT 1) s ON true
+     CROSS JOIN LATERAL (SELECT r.time - s.last_time <= gap * interval '1 second' AS on) c
+$$;
+
+-- The visits among logpipe_visit_tail(...), as logpipe_visit_starts, and the requests
+-- that continue a visit of the prefix (continued: no visit of their own, their hits
+-- count for the state's channel).
+CREATE OR REPLACE FUNCTION logpipe_visit_tail_starts(d date, lo timestamptz, hi timestamptz,
+                                                     gap integer DEFAULT 1800,
+                                                     vhost text DEFAULT NULL)
+RETURNS TABLE (day date, hour smallint, vhost text, remote_host text, user_agent text,
+               bot boolean, country text, referer text, continued boolean, channel text,
+               source text, hits bigint, "time" timestamptz)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT t.day, t.hour, t.vhost, t.remote_host, t.user_agent,
+           CASE WHEN t.continued THEN t.state_bot ELSE t.bot END, t.country, t.referer,
+           t.continued, t.channel, t.source,
+           coalesce(lead(t.rn) OVER (PARTITION BY t.visitor, t.vhost COLLATE "C",
+                                                  t.remote_host COLLATE "C",
+                                                  t.user_agent COLLATE "C"
+                                     ORDER BY t.rn),
+                    t.n + 1) - t.rn, t.time
+      FROM logpipe_visit_tail($1, $2, $3, $4, $5) t
+     WHERE t.visit_start OR t.continued
+$$;
+
 -- Per UTC day from `lo` to `hi` (dates): the day, whether its summary for `gap` is up
 -- to date, and whether access_log has rows of it according to the rollup.
 CREATE OR REPLACE FUNCTION logpipe_visit_day_state(lo date, hi date, gap integer)
@@ -393,6 +519,9 @@ BEGIN
         DELETE FROM logpipe_visit_countries v WHERE v.gap = $1 AND v.day = d;
         DELETE FROM logpipe_visit_channels v WHERE v.gap = $1 AND v.day = d;
         DELETE FROM logpipe_visit_keyphrases v WHERE v.gap = $1 AND v.day = d;
+        DELETE FROM logpipe_visit_lasts v WHERE v.gap = $1 AND v.day = d;
+        DELETE FROM logpipe_visit_prefix v WHERE v.gap = $1 AND v.day = d;
+        DELETE FROM logpipe_visit_state v WHERE v.gap = $1 AND v.day = d;
         WITH r AS MATERIALIZED (
             SELECT * FROM logpipe_visit_rows(d::timestamp AT TIME ZONE 'UTC',
                                              (d + 1)::timestamp AT TIME ZONE 'UTC', gap)
@@ -439,6 +568,14 @@ BEGIN
             INSERT INTO logpipe_visit_keyphrases
             SELECT d, gap, c.vhost, c.bot, c.source, c.keyphrase, sum(c.visits)
               FROM c WHERE c.keyphrase IS NOT NULL GROUP BY 3, 4, 5, 6
+        ), varies AS (  -- by hash: two visitors with one hash at worst count from access_log
+            SELECT r.visitor FROM r GROUP BY r.visitor
+            HAVING min(r.country) IS DISTINCT FROM max(r.country)
+                OR count(r.country) NOT IN (0, count(*)) OR bool_and(r.bot) <> bool_or(r.bot)
+        ), lasts AS (
+            INSERT INTO logpipe_visit_lasts
+            SELECT d, gap, r.vhost, r.bot, r.country, x.visitor IS NOT NULL, r.time
+              FROM r LEFT JOIN varies x ON x.visitor = r.visitor WHERE r.rn = r.n
         )
         INSERT INTO logpipe_visit_days AS v (day, gap, hits, bytes)
         SELECT d, gap, count(*), coalesce(sum(r.bytes), 0) FROM r
@@ -458,6 +595,121 @@ $$;
 -- JIT compiling a day's statement costs more than running it
 ALTER FUNCTION logpipe_visits_refresh(integer, date, date) SET jit = off;
 REVOKE EXECUTE ON FUNCTION logpipe_visits_refresh(integer, date, date) FROM PUBLIC;
+
+-- Summarize the whole hours before `upto` (by default now: the current UTC day so far)
+-- of its UTC day that logpipe_visit_prefix lacks for `gap`: the hours since its upto,
+-- counted with logpipe_visit_tail(); the whole day so far where it has no prefix that is
+-- up to date (a row loaded late, or deleted). Nothing for a day whose whole summary is
+-- up to date. Returns how many hours it summarized. The writer runs it when idle, with
+-- logpipe_visits_refresh(); SECURITY DEFINER and one at a time per gap, like it.
+CREATE OR REPLACE FUNCTION logpipe_visits_refresh_hours(gap integer DEFAULT 1800,
+                                                        upto timestamptz DEFAULT now())
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER AS $$
+DECLARE
+    d date := (upto AT TIME ZONE 'UTC')::date;
+    hi timestamptz := date_trunc('hour', upto AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+    lo timestamptz;
+    old logpipe_visit_prefix;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('logpipe_visits_refresh'), gap);
+    IF EXISTS (SELECT FROM logpipe_visit_day_state(d, d + 1, gap) s WHERE s.fresh) THEN
+        RETURN 0;
+    END IF;
+    SELECT p.* INTO old FROM logpipe_visit_prefix p
+     WHERE p.day = d AND p.gap = $1
+       AND p.upto IN (SELECT s.upto FROM logpipe_visit_prefix_state(d, d + 1, $1) s);
+    IF old.day IS NULL THEN  -- none, or out of date: the day so far
+        DELETE FROM logpipe_visit_daily v WHERE v.gap = $1 AND v.day = d;
+        DELETE FROM logpipe_visit_hourly v WHERE v.gap = $1 AND v.day = d;
+        DELETE FROM logpipe_visit_countries v WHERE v.gap = $1 AND v.day = d;
+        DELETE FROM logpipe_visit_channels v WHERE v.gap = $1 AND v.day = d;
+        DELETE FROM logpipe_visit_keyphrases v WHERE v.gap = $1 AND v.day = d;
+        DELETE FROM logpipe_visit_state v WHERE v.gap = $1 AND v.day = d;
+        lo := d::timestamp AT TIME ZONE 'UTC';
+        old.hits := 0;
+        old.bytes := 0;
+    ELSE
+        lo := old.upto;
+    END IF;
+    IF lo >= hi THEN
+        RETURN 0;
+    END IF;
+    CREATE TEMP TABLE logpipe_tail ON COMMIT DROP AS
+        SELECT * FROM logpipe_visit_tail(d, lo, hi, gap);
+    INSERT INTO logpipe_visit_daily
+    SELECT d, gap, t.vhost, t.bot, count(*) FILTER (WHERE t.first_of_day),
+           count(*) FILTER (WHERE t.visit_start), count(*)
+      FROM pg_temp.logpipe_tail t GROUP BY t.vhost, t.bot;
+    INSERT INTO logpipe_visit_hourly
+    SELECT d, gap, t.hour, t.vhost, t.bot, count(*) FILTER (WHERE t.first_of_hour),
+           count(*) FILTER (WHERE t.visit_start), count(*)
+      FROM pg_temp.logpipe_tail t GROUP BY t.hour, t.vhost, t.bot;
+    INSERT INTO logpipe_visit_countries
+    SELECT d, gap, t.vhost, t.bot, t.country, count(*) FILTER (WHERE t.first_of_day), count(*)
+      FROM pg_temp.logpipe_tail t GROUP BY t.vhost, t.bot, t.country;
+    -- the visits, and the requests continuing one of the prefix, with their hits
+    CREATE TEMP TABLE logpipe_tail_starts ON COMMIT DROP AS
+    SELECT t.vhost, t.remote_host, t.user_agent, t.time, t.continued, t.referer,
+           CASE WHEN t.continued THEN t.state_bot ELSE t.bot END AS bot,
+           CASE WHEN NOT t.continued THEN logpipe_url_host(t.referer) END AS host,
+           t.channel, t.source, NULL::text AS keyphrase,
+           coalesce(lead(t.rn) OVER (PARTITION BY t.visitor, t.vhost COLLATE "C",
+                                                  t.remote_host COLLATE "C",
+                                                  t.user_agent COLLATE "C" ORDER BY t.rn),
+                    t.n + 1) - t.rn AS hits
+      FROM pg_temp.logpipe_tail t WHERE t.visit_start OR t.continued;
+    -- each (vhost, host) classified once
+    UPDATE pg_temp.logpipe_tail_starts s
+       SET channel = h.channel, source = h.source,
+           keyphrase = CASE WHEN h.params <> '{}'
+                            THEN left(logpipe_referer_keyphrase(s.referer, h.params), 200) END
+      FROM (SELECT x.vhost, x.host, ch.*
+              FROM (SELECT DISTINCT u.vhost, u.host FROM pg_temp.logpipe_tail_starts u
+                     WHERE NOT u.continued) x
+             CROSS JOIN LATERAL logpipe_host_channel(x.host, x.vhost) ch) h
+     WHERE NOT s.continued AND coalesce(h.vhost, '') = coalesce(s.vhost, '')
+       AND coalesce(h.host, '') = coalesce(s.host, '');
+    INSERT INTO logpipe_visit_channels
+    SELECT d, gap, s.vhost, s.bot, s.channel, s.source, count(*) FILTER (WHERE NOT s.continued),
+           sum(s.hits)
+      FROM pg_temp.logpipe_tail_starts s GROUP BY 3, 4, 5, 6;
+    INSERT INTO logpipe_visit_keyphrases
+    SELECT d, gap, s.vhost, s.bot, s.source, s.keyphrase, count(*)
+      FROM pg_temp.logpipe_tail_starts s WHERE s.keyphrase IS NOT NULL GROUP BY 3, 4, 5, 6;
+    -- the state of each visitor seen: its last request, and its last visit (EXECUTE: the
+    -- conflict target names the column gap, not the argument)
+    EXECUTE $sql$
+    INSERT INTO logpipe_visit_state
+    SELECT DISTINCT ON (s.vhost, s.remote_host, s.user_agent)
+           $1, $2, s.vhost, s.remote_host, s.user_agent, l.time, s.bot, s.channel, s.source
+      FROM pg_temp.logpipe_tail_starts s
+      JOIN pg_temp.logpipe_tail l ON l.rn = l.n
+       AND logpipe_visitor_key(l.vhost, l.remote_host, l.user_agent)
+           = logpipe_visitor_key(s.vhost, s.remote_host, s.user_agent)
+     ORDER BY s.vhost, s.remote_host, s.user_agent, s.time DESC
+    ON CONFLICT (gap, day, logpipe_visitor_key(vhost, remote_host, user_agent)) DO UPDATE
+       SET last_time = excluded.last_time, bot = excluded.bot, channel = excluded.channel,
+           source = excluded.source
+    $sql$ USING d, gap;
+    INSERT INTO logpipe_visit_prefix AS p (day, gap, upto, hits, bytes)
+    SELECT d, gap, hi, old.hits + count(*), old.bytes + coalesce(sum(t.bytes), 0)
+      FROM pg_temp.logpipe_tail t
+    ON CONFLICT ON CONSTRAINT logpipe_visit_prefix_pkey DO UPDATE
+       SET upto = excluded.upto, hits = excluded.hits, bytes = excluded.bytes,
+           refreshed_at = now();
+    DROP TABLE pg_temp.logpipe_tail, pg_temp.logpipe_tail_starts;
+    RETURN extract(epoch FROM hi - lo)::integer / 3600;
+END
+$$;
+DO $$
+BEGIN
+    EXECUTE format('ALTER FUNCTION logpipe_visits_refresh_hours(integer, timestamptz)'
+                   ' SET search_path = pg_catalog, %I, pg_temp', current_schema());
+END
+$$;
+ALTER FUNCTION logpipe_visits_refresh_hours(integer, timestamptz) SET jit = off;
+REVOKE EXECUTE ON FUNCTION logpipe_visits_refresh_hours(integer, timestamptz) FROM PUBLIC;
 
 -- -- Views ----------------------------------------------------------------------------
 -- Over all time with the default gap of 30 minutes: the summaries of the days that are

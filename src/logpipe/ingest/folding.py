@@ -13,6 +13,7 @@ import psycopg2
 
 from logpipe.messages import say
 from logpipe.store import database as db
+from logpipe.store.daily_summaries import summarize_days
 
 FOLD_INTERVAL = 10.0  # seconds: how long report rollups may lag under sustained load
 LAST_FOLD_MS = 1000  # at most this long for the fold before the writer exits
@@ -42,7 +43,15 @@ class FoldPolicy:
             "cannot summarize the visits of the last days ({problem}); rows still load, "
             "and `logpipe report visitors` counts those days from access_log. Run "
             "`logpipe initdb` to upgrade the schema, or grant the writer's role EXECUTE on "
-            "logpipe_visits_refresh(integer, date, date)")
+            "logpipe_visits_refresh(integer, date, date)",
+            wall=time.time)  # and each new UTC hour: today's summary grows by the hour
+        self.days = Hourly(  # asked with the visits' summaries
+            summarize_days,
+            "cannot summarize the requests of the last days ({problem}); rows still load, "
+            "and `logpipe report broken-links`, `offenders`, `agents` and `referers` count "
+            "those days from access_log. Run `logpipe initdb` to upgrade the schema, or "
+            "grant the writer's role EXECUTE on logpipe_daily_refresh(date, date)",
+            wall=time.time)  # today's summary too grows by the hour
 
     def rows_committed(self) -> None:
         self.unfolded = True
@@ -85,24 +94,31 @@ class FoldPolicy:
     def maybe_summarize_visits(self, conn: Any) -> None:
         """The visit summaries of the last whole days, hourly (database.summarize_visits):
         a day is summarized soon after it ends, not by the first report that reads it.
-        Rows load whatever happens here: said once."""
+        Rows load whatever happens here: said once. Then the daily summaries of
+        sql/050_daily_summaries.sql, likewise (daily_summaries.summarize_days)."""
         self.summaries.maybe_run(conn, self.clock())
+        self.days.maybe_run(conn, self.clock())
 
 
 class Hourly:
     """Upkeep the writer runs at most once an hour, the first time when first asked; a
     problem it meets is said once (again only if it changes), and rows load anyway."""
 
-    def __init__(self, run: Callable[[Any], str | None], advice: str) -> None:
+    def __init__(self, run: Callable[[Any], str | None], advice: str,
+                 wall: Callable[[], float] | None = None) -> None:
         self.run = run  # returns None, or the problem
         self.advice = advice  # what to say of a problem: a format with {problem}
         self.ran_at: float | None = None
         self.problem: str | None = None
+        self.wall = wall  # given: also run when the UTC hour of this clock changed
+        self.hour: int | None = None
 
     def maybe_run(self, conn: Any, now: float) -> None:
-        if self.ran_at is not None and now - self.ran_at < UPKEEP_INTERVAL:
+        hour = None if self.wall is None else int(self.wall() // 3600)
+        if self.ran_at is not None and now - self.ran_at < UPKEEP_INTERVAL \
+                and hour == self.hour:
             return
-        self.ran_at = now
+        self.ran_at, self.hour = now, hour
         problem = self.run(conn)
         if problem is not None and problem != self.problem:
             say(self.advice.format(problem=problem))

@@ -15,6 +15,7 @@ from logpipe.reports.catalog import PAGE_REPORTS, REPORTS, SPLIT_BY_SOURCE
 from logpipe.reports.filters import PRUNED_BEFORE_SQL, Filters, resolve_times
 from logpipe.reports.output import format_json, format_table, write_csv
 from logpipe.reports.queries.clients import query_agents, query_offenders
+from logpipe.reports.queries.daily import query_daily, refresh_for
 from logpipe.reports.queries.domains import query_domains
 from logpipe.reports.queries.pages import (
     ROLLUP_RANGE_SQL,
@@ -98,7 +99,9 @@ def run_report(cur: Any, name: str, filters: Filters, everything: bool = False,
     elif name == "tree":
         sql, params = query_tree(filters, rollup_range(cur), depth)
     else:
-        sql, params = QUERIES[name](filters)
+        # broken-links, offenders, agents, referers: from the daily summaries where served
+        daily = query_daily(cur, name, filters)
+        sql, params = daily if daily is not None else QUERIES[name](filters)
     cur.execute(sql, params)
     return [d[0] for d in cur.description], cur.fetchall()
 
@@ -178,6 +181,7 @@ def _fetch(conn: Any, dsn: str, args: argparse.Namespace,
             db.fold_rollups(conn)
         if args.name in VISIT_REPORTS:  # store the summaries of days counted from scratch
             refresh_visits(conn, args, filters)
+        refresh_for(conn, args, filters)  # the daily summaries, for the reports they serve
         conn.set_session(readonly=True, autocommit=True)
         with conn.cursor() as cur:
             prepare_session(cur)

@@ -210,14 +210,20 @@ def prepare_partitions(conn: psycopg2.extensions.connection) -> str | None:
 # first report that needs them (reports/queries/visitors.py).
 SUMMARIZED_DAYS = 2
 SUMMARY_TIMEOUT_MS = 120_000  # a day of 10M rows takes ~30 s
+SUMMARY_LOCK_WAIT_MS = 1000  # at most this long for a lock the summaries need
 
 
 def summarize_visits(conn: psycopg2.extensions.connection) -> str | None:
-    """Summarize the visitors, visits, countries and channels of the last whole days
-    with the default visit gap (sql/030_visitors.sql), so that `logpipe report visitors`
-    need not count them from access_log. None, or why it could not: see run_apart()."""
-    return run_apart(conn, "SELECT logpipe_visits_refresh(lo => (now() AT TIME ZONE 'UTC')"
-                           f"::date - {SUMMARIZED_DAYS})", SUMMARY_TIMEOUT_MS)
+    """Summarize the visitors, visits, countries and channels of the last whole days,
+    and the whole hours of today not yet summarized, with the default visit gap
+    (sql/030_visitors.sql), so that `logpipe report visitors` need not count them from
+    access_log. None, or why it could not: see run_apart()."""
+    problem = run_apart(conn, "SELECT logpipe_visits_refresh(lo => (now() AT TIME ZONE"
+                              f" 'UTC')::date - {SUMMARIZED_DAYS}), logpipe_visits_refresh_hours()",
+                        SUMMARY_TIMEOUT_MS, SUMMARY_LOCK_WAIT_MS)
+    # access_log locked (a migration, another refresh): the reports count those hours
+    # meanwhile, and the writer goes back to its lines instead of waiting
+    return None if problem == BUSY else problem
 
 
 def fold_rollups(conn: psycopg2.extensions.connection, timeout_ms: int | None = None,

@@ -38,7 +38,9 @@ WRITER_TABLES: Mapping[str, Sequence[str]] = {
     "logpipe_loaded_files": ("SELECT", "INSERT", "UPDATE"),
 }
 WRITER_FUNCTIONS = ("logpipe_prepare_partitions()", "logpipe_rollup_fold(bigint)",
-                    "logpipe_visits_refresh(integer, date, date)")
+                    "logpipe_visits_refresh(integer, date, date)",
+                    "logpipe_visits_refresh_hours(integer, timestamptz)",
+                    "logpipe_daily_refresh(date, date)")
 
 READER_TABLES: Mapping[str, Sequence[str]] = {
     name: ("SELECT",) for name in (
@@ -56,7 +58,11 @@ READER_TABLES: Mapping[str, Sequence[str]] = {
         "logpipe_referer_sources", "logpipe_visit_days", "logpipe_visit_daily",
         "logpipe_visit_hourly", "logpipe_visit_countries", "logpipe_visit_channels",
         "logpipe_visit_keyphrases", "report_visitors_daily", "report_countries",
+        "logpipe_visit_lasts", "logpipe_visit_prefix", "logpipe_visit_state",
         "report_channels", "report_keyphrases",
+        # broken-links, offenders, agents, referers (sql/050_daily_summaries.sql)
+        "logpipe_daily_days", "logpipe_daily_offenders", "logpipe_daily_clients",
+        "logpipe_daily_agents", "logpipe_daily_referers", "logpipe_daily_broken",
         # client names and page owners (sql/040_names.sql): report domains, the digest
         "logpipe_dns_names", "report_domains", "logpipe_page_owners",
         # `logpipe status`

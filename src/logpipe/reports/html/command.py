@@ -62,15 +62,16 @@ def describe(filters: Filters, time_zone: str, now: dt.datetime) -> str:
 
 
 def fetch(cur: Any, filters: Filters, limit: int | None, since: Any = None,
-          until: Any = None) -> dict[str, Any]:
+          until: Any = None, helper: Any = None) -> dict[str, Any]:
     """The page's data over a read-only autocommit cursor (run.prepare_session done):
-    times resolved as the CLI resolves them, then every panel (data.collect)."""
+    times resolved as the CLI resolves them, then every panel (data.collect; `helper`
+    a second such cursor, to run two panels at once)."""
     from logpipe.reports.html.data import collect
     from logpipe.reports.run import pruned_before
 
     filters.since, filters.until = resolve_times(cur, since, until)
     filters.pruned_before = pruned_before(cur)
-    data = collect(cur, filters, limit)
+    data = collect(cur, filters, limit, helper)
     cur.execute("SELECT now()")
     data["description"] = describe(filters, data["time_zone"], cur.fetchone()[0])
     data["filters"] = {"vhost": filters.vhost, "path": filters.path,
@@ -117,6 +118,7 @@ def _fetch(conn: Any, dsn: str, args: argparse.Namespace,
     import psycopg2
     import psycopg2.errors
 
+    from logpipe.reports.queries.daily import refresh_days
     from logpipe.reports.queries.visitors import refresh_visits
     from logpipe.reports.run import may_fold, prepare_session
     from logpipe.store import database as db
@@ -126,10 +128,21 @@ def _fetch(conn: Any, dsn: str, args: argparse.Namespace,
             db.fold_rollups(conn)
         # as `report visitors` does: store the summaries of whole days, where allowed
         refresh_visits(conn, args, filters_of(args))
+        if not args.source:  # and the daily summaries of the tables (queries/daily.py)
+            refresh_days(conn, args.since, args.until)
         conn.set_session(readonly=True, autocommit=True)
-        with conn.cursor() as cur:
-            prepare_session(cur)
-            return fetch(cur, filters_of(args), limit, args.since, args.until)
+        second = _second_connection(dsn)
+        try:
+            with conn.cursor() as cur:
+                prepare_session(cur)
+                helper = None
+                if second is not None:
+                    helper = second.cursor()
+                    prepare_session(helper)
+                return fetch(cur, filters_of(args), limit, args.since, args.until, helper)
+        finally:
+            if second is not None:
+                second.close()
     except (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedFunction) as exc:
         say(f"the reports are not installed in {db.describe_dsn(dsn)} "
             f"({str(exc).splitlines()[0]}); run `logpipe initdb` first")
@@ -140,6 +153,23 @@ def _fetch(conn: Any, dsn: str, args: argparse.Namespace,
     except (ValueError, OverflowError) as exc:
         say(f"report html failed: {exc}")
     return None
+
+
+def _second_connection(dsn: str) -> Any:
+    """A read-only autocommit connection for data.collect's helper, or None (the page is
+    then made on one connection) when the server has no room for it or one CPU only."""
+    import psycopg2
+
+    from logpipe.store import database as db
+
+    if (os.cpu_count() or 1) < 2:
+        return None
+    try:
+        conn = db.connect(dsn, "logpipe report")
+    except psycopg2.Error:
+        return None
+    conn.set_session(readonly=True, autocommit=True)
+    return conn
 
 
 def write(output: str, text: str) -> int:

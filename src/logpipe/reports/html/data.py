@@ -9,6 +9,7 @@ only ever sets it as text, never as markup.
 from __future__ import annotations
 
 import calendar
+import concurrent.futures
 import dataclasses
 import datetime as dt
 from collections import defaultdict
@@ -54,9 +55,15 @@ def wall_clock(period: Any) -> int:
     return calendar.timegm(period.timetuple())
 
 
-def collect(cur: Any, filters: Filters, limit: int | None) -> dict[str, Any]:
+def collect(cur: Any, filters: Filters, limit: int | None,
+            helper: Any = None) -> dict[str, Any]:
     """Every panel's numbers for `filters` (absolute times, as resolve_times makes
-    them); `limit` rows per table (0: all; None: each report's CLI default)."""
+    them); `limit` rows per table (0: all; None: each report's CLI default).
+
+    `helper`: a cursor on a second connection, set up as `cur` (read-only, autocommit,
+    run.prepare_session), on which the visit panels run in a thread while `cur` runs
+    the tables: two of the page's queries at once, for a server with two cores or
+    more. Each query sees the rows committed when it starts, with or without it."""
     base = dataclasses.replace(filters, by_source=False, limit=None)
     cur.execute("SELECT current_setting('TimeZone'), now()")
     time_zone, now = cur.fetchone()
@@ -82,11 +89,18 @@ def collect(cur: Any, filters: Filters, limit: int | None) -> dict[str, Any]:
         "status_codes": status_codes(status),
         "vhosts": sorted({r[1] for r in days if r[1] is not None}),
     }
-    for report, key in TABLES.items():
-        data[key] = table(cur, report, base, limit)
+    pool = concurrent.futures.ThreadPoolExecutor(1) if helper is not None else None
+    later = pool.submit(visits, helper, base, by, span, limit) if pool is not None else None
+    try:
+        for report, key in TABLES.items():
+            data[key] = table(cur, report, base, limit)
+    finally:
+        if pool is not None:
+            pool.shutdown()  # the helper's query ends before its connection may close
     data["notes"] = []
     try:
-        data.update(visits(cur, base, by, span, limit))
+        data.update(later.result() if later is not None
+                    else visits(cur, base, by, span, limit))
     except VISIT_ERRORS as exc:
         data["notes"].append("no visitors, visits, channels or countries: "
                              f"{str(exc).splitlines()[0]} (run `logpipe initdb`, "

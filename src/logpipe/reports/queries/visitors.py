@@ -2,10 +2,12 @@
 
 Each reads the daily summaries of sql/030_visitors.sql for the whole UTC days whose
 summary is up to date, and counts the rest from access_log as it runs (the days at
-either end of --since/--until, today, days loaded late), through
-logpipe_visit_rows() and logpipe_visit_starts(), the one definition of visitors and
-visits. --path and
---source count everything from access_log: the summaries keep neither.
+either end of --since/--until, days loaded late), through logpipe_visit_rows() and
+logpipe_visit_starts(), the one definition of visitors and visits. Today (and a day
+just ended) reads the summary of its whole hours and counts only the hours since, with
+logpipe_visit_tail(); countries and visitors count the visitors of the day --since
+cuts from their last request (logpipe_visit_lasts), its whole hours from its summary.
+--path and --source count everything from access_log: the summaries keep neither.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Shape:
     keys: int
     outer: str  # the select list over the union (AS u)
     order: str
+    summary_group: str = ""  # GROUP BY of the summary's rows, before the union
 
 
 def _visitors_shape(by: str) -> Shape:
@@ -83,7 +86,10 @@ COUNTRIES = Shape(
 CHANNELS = Shape(
     table="logpipe_visit_channels",
     live="logpipe_visit_starts",
-    from_summary="v.channel, v.source, v.visits, v.hits",
+    # a month holds ~300k (day, source) rows: summed apart, by hash, they cost half
+    from_summary='v.channel COLLATE "C" AS channel, v.source COLLATE "C" AS source,'
+    ' sum(v.visits) AS visits, sum(v.hits) AS hits',
+    summary_group=" GROUP BY 1, 2",
 
     from_pieces="p.vhost, logpipe_url_host(p.referer) AS host, count(*) AS visits,"
     " sum(p.hits) AS hits",
@@ -96,7 +102,9 @@ CHANNELS = Shape(
 
 
 MAY_REFRESH_SQL = ("SELECT coalesce(has_function_privilege(to_regprocedure("
-                   "'logpipe_visits_refresh(integer, date, date)'), 'EXECUTE'), false)")
+                   "'logpipe_visits_refresh(integer, date, date)'), 'EXECUTE'), false),"
+                   " coalesce(has_function_privilege(to_regprocedure("
+                   "'logpipe_visits_refresh_hours(integer, timestamptz)'), 'EXECUTE'), false)")
 # the past days logpipe_visits_refresh() would summarize
 STALE_DAYS_SQL = ("SELECT count(*) FROM logpipe_visit_day_state(%s, %s, %s)"
                   " WHERE NOT fresh AND day < (now() AT TIME ZONE 'UTC')::date")
@@ -124,7 +132,8 @@ def refresh_visits(conn: Any, args: argparse.Namespace, filters: Filters) -> Non
     role granted EXECUTE on it); a reader's report counts them from access_log instead."""
     with conn.cursor() as cur:
         cur.execute(MAY_REFRESH_SQL)
-        if cur.fetchone()[0]:
+        days, hours = cur.fetchone()
+        if days:
             since, until = resolve_times(cur, args.since, args.until)
             first, end = day_bounds(Filters(since=since, until=until))
             cur.execute(STALE_DAYS_SQL, (first, end, gap_of(filters)))
@@ -134,6 +143,9 @@ def refresh_visits(conn: Any, args: argparse.Namespace, filters: Filters) -> Non
                     "over them read the summaries")
             cur.execute("SELECT logpipe_visits_refresh(%s, %s, %s)",
                         (gap_of(filters), first, end))
+            today = dt.datetime.now(UTC).date()
+            if hours and (end is None or end > today):  # today's hours (the writer's too)
+                cur.execute("SELECT logpipe_visits_refresh_hours(%s)", (gap_of(filters),))
     conn.commit()
 
 
@@ -174,42 +186,151 @@ def _query(shape: Shape, f: Filters) -> tuple[str, dict[str, Any]]:
     # the summaries keep no paths and no sources
     summary = f.path is None and not f.sources
     whole = ["s.fresh"]  # days counted from the summary: up to date, and whole in the window
+    # today (or a day just ended): its summarized hours, then its rows from upto counted
+    # with logpipe_visit_state (logpipe_visit_tail), when the window holds both whole
+    pre = ["NOT s.fresh", "s.upto IS NOT NULL"]
     if f.since is not None:
         whole.append("s.day::timestamp AT TIME ZONE 'UTC' >= %(since)s")
+        pre.append("s.day::timestamp AT TIME ZONE 'UTC' >= %(since)s")
     if f.until is not None:
         whole.append("(s.day + 1)::timestamp AT TIME ZONE 'UTC' <= %(until)s")
+        pre.append("s.upto <= %(until)s")
     whole_sql = " AND ".join(whole) if summary else "false"
+    pre_sql = " AND ".join(pre) if summary else "false"
+    # countries, visitors: the window's first day, cut by --since, from its summary and
+    # logpipe_visit_lasts (channels: from access_log)
+    cut_sql = "false"
+    if summary and shape is not CHANNELS and f.since is not None:
+        cut_sql = ("s.fresh AND s.lasts AND s.day::timestamp AT TIME ZONE 'UTC' < %(since)s"
+                   + ("" if f.until is None
+                      else " AND (s.day + 1)::timestamp AT TIME ZONE 'UTC' <= %(until)s"))
     bot = {None: "true", True: "{a}.bot", False: "NOT {a}.bot"}[f.bots]
+    row_bot = {None: "true", True: "", False: "NOT "}[f.bots]  # an access_log row's
+    if f.bots is not None:
+        row_bot += "coalesce(a.is_bot, a.user_agent IS NULL)"
+    groups = ", ".join(str(i) for i in range(1, shape.keys + 1))
+    day_end = "least((s.day + 1)::timestamp AT TIME ZONE 'UTC', %(until)s)"
 
+    ctes = [
+        "days AS MATERIALIZED (SELECT s.day, s.fresh, p.upto,"
+        + (" EXISTS (SELECT FROM logpipe_visit_lasts l WHERE l.gap = %(gap)s"
+           " AND l.day = s.day) AND NOT EXISTS (SELECT FROM logpipe_visit_lasts l"
+           " WHERE l.gap = %(gap)s AND l.day = s.day AND l.varies"
+           " AND l.last_time >= %(since)s)" if cut_sql != "false" else " false")
+        + " AS lasts FROM logpipe_visit_day_state(%(d0)s, %(d1)s, %(gap)s) s"
+        " LEFT JOIN logpipe_visit_prefix_state(%(d0)s, %(d1)s, %(gap)s) p ON p.day = s.day)"
+    ]
     parts = []
     if summary:
         where = ["v.gap = %(gap)s", bot.format(a="v")]
         if f.vhost is not None:
             where.append("v.vhost = %(vhost)s")
         parts.append(f"SELECT {shape.from_summary} FROM {shape.table} v"
-                     f" JOIN days s ON s.day = v.day AND {whole_sql}"
-                     f" WHERE {' AND '.join(where)}")
+                     f" JOIN days s ON s.day = v.day AND (({whole_sql}) OR ({pre_sql}))"
+                     f" WHERE {' AND '.join(where)}{shape.summary_group}")
     live = (
         f"SELECT {shape.from_pieces} FROM days s CROSS JOIN LATERAL {shape.live}("
         "greatest(s.day::timestamp AT TIME ZONE 'UTC', %(since)s),"
-        " least((s.day + 1)::timestamp AT TIME ZONE 'UTC', %(until)s),"
-        " %(gap)s, %(vhost)s, %(sources)s, %(path)s) p"
-        f" WHERE NOT ({whole_sql}) AND {bot.format(a='p')}"
-        f" GROUP BY {', '.join(str(i) for i in range(1, shape.keys + 1))}"
+        f" {day_end}, %(gap)s, %(vhost)s, %(sources)s, %(path)s) p"
+        f" WHERE NOT ({whole_sql}) AND NOT ({pre_sql}) AND NOT ({cut_sql})"
+        f" AND {bot.format(a='p')} GROUP BY {groups}"
     )
+    tail = (f"FROM days s CROSS JOIN LATERAL {{fn}}(s.day, s.upto, {day_end}, %(gap)s,"
+            f" %(vhost)s) p WHERE ({pre_sql}) AND {bot.format(a='p')}")
     if shape is CHANNELS:
         live = ("SELECT c.channel, c.source, g.visits, g.hits"
                 f" FROM ({live}) g CROSS JOIN LATERAL logpipe_host_channel(g.host,"
                 " g.vhost) c")
+        if summary:
+            ctes.append("tail AS MATERIALIZED (SELECT p.* "
+                        + tail.format(fn="logpipe_visit_tail_starts") + ")")
+            # visits begun after upto, and the requests that continue one of the prefix
+            parts.append("SELECT c.channel, c.source, g.visits, g.hits FROM ("
+                         "SELECT p.vhost, logpipe_url_host(p.referer) AS host,"
+                         " count(*) AS visits, sum(p.hits) AS hits FROM tail p"
+                         " WHERE NOT p.continued GROUP BY 1, 2) g"
+                         " CROSS JOIN LATERAL logpipe_host_channel(g.host, g.vhost) c")
+            parts.append("SELECT p.channel, p.source, 0, sum(p.hits) FROM tail p"
+                         " WHERE p.continued GROUP BY 1, 2")
+    elif summary:
+        parts.append(f"SELECT {shape.from_pieces} "
+                     + tail.format(fn="logpipe_visit_tail") + f" GROUP BY {groups}")
+    if cut_sql != "false" and shape is not COUNTRIES:
+        parts += _cut_visitors(shape, f, params, cut_sql, bot)
+    elif cut_sql != "false":
+        # visitors whose last request of the day is in the window; requests counted
+        vhost_l = "" if f.vhost is None else " AND l.vhost = %(vhost)s"
+        vhost_a = "" if f.vhost is None else " AND a.vhost = %(vhost)s"
+        parts.append("SELECT l.country, count(*), 0 FROM days s JOIN logpipe_visit_lasts l"
+                     " ON l.gap = %(gap)s AND l.day = s.day AND l.last_time >= %(since)s"
+                     f"{vhost_l} WHERE {cut_sql} AND {bot.format(a='l')} GROUP BY 1")
+        parts.append("SELECT x.country, 0, x.hits FROM days s CROSS JOIN LATERAL ("
+                     "SELECT a.country, count(*) AS hits FROM access_log a"
+                     " WHERE a.time >= %(since)s AND a.time < (s.day + 1)::timestamp"
+                     f" AT TIME ZONE 'UTC'{vhost_a} AND {row_bot} GROUP BY 1) x"
+                     f" WHERE {cut_sql}")
     parts.append(live)
-    keys = ", ".join(str(i) for i in range(1, shape.keys + 1))
+    keys = groups
     if shape.table == "logpipe_visit_hourly":
         keys = "u.day, u.hour, u.vhost"
     sql = (
-        "WITH days AS MATERIALIZED (SELECT day, fresh FROM"
-        " logpipe_visit_day_state(%(d0)s, %(d1)s, %(gap)s))"
+        f"WITH {', '.join(ctes)}"
         f" SELECT {shape.outer} FROM ({' UNION ALL '.join(parts)}) u"
         f" GROUP BY {keys} HAVING sum(u.hits) > 0 ORDER BY {shape.order}"
         + limit_clause(f, params)
     )
     return sql, params
+
+
+def _cut_visitors(shape: Shape, f: Filters, params: dict[str, Any], cut_sql: str,
+                  bot: str) -> list[str]:
+    """visitors (by day or hour) on the day --since cuts, with a summary: its visitors
+    from their last request (logpipe_visit_lasts; by hour, those of its whole hours
+    from the summary); the visits that began in its whole hours, and their requests,
+    from the summary; from access_log only the rows of the hour --since falls in (and
+    a gap before: a visit it cuts begins at its first request in the window)."""
+    assert f.since is not None
+    since = f.since.astimezone(UTC)
+    hour = since.replace(minute=0, second=0, microsecond=0)
+    whole_from = hour if hour == since else hour + dt.timedelta(hours=1)
+    params["cut_hour"] = whole_from  # the first whole hour in the window
+    params["cut_h"] = (whole_from - since.replace(hour=0, minute=0, second=0,
+                                                   microsecond=0)) // dt.timedelta(hours=1)
+    by_hour = shape.table == "logpipe_visit_hourly"
+    vhost_v = "" if f.vhost is None else " AND v.vhost = %(vhost)s"
+    parts = [
+        "SELECT v.day," + (" v.hour," if by_hour else "") + " v.vhost,"
+        + (" v.visitors," if by_hour else " 0,") + " v.visits, v.hits"
+        " FROM days s JOIN logpipe_visit_hourly v ON v.gap = %(gap)s AND v.day = s.day"
+        f" AND v.hour >= %(cut_h)s{vhost_v} WHERE {cut_sql} AND {bot.format(a='v')}",
+    ]
+    if not by_hour:
+        parts.append("SELECT l.day, l.vhost, count(*), 0, 0 FROM days s"
+                     " JOIN logpipe_visit_lasts l ON l.gap = %(gap)s AND l.day = s.day"
+                     " AND l.last_time >= %(since)s"
+                     + ("" if f.vhost is None else " AND l.vhost = %(vhost)s")
+                     + f" WHERE {cut_sql} AND {bot.format(a='l')} GROUP BY 1, 2")
+    # k: the row's place among its visitor's rows in the window
+    rows = (
+        "SELECT p.*, count(*) FILTER (WHERE p.time >= %(since)s) OVER (PARTITION BY"
+        ' p.visitor, p.vhost COLLATE "C", p.remote_host COLLATE "C",'
+        ' p.user_agent COLLATE "C" ORDER BY p.time, p.referer COLLATE "C"'
+        " ROWS UNBOUNDED PRECEDING) AS k"
+        " FROM days s CROSS JOIN LATERAL logpipe_visit_rows("
+        "%(since)s - %(gap)s * interval '1 second', least((s.day + 1)::timestamp"
+        " AT TIME ZONE 'UTC', greatest(%(cut_hour)s, %(since)s + %(gap)s"
+        " * interval '1 second')), %(gap)s, %(vhost)s) p"
+        f" WHERE {cut_sql}"
+    )
+    # a visit begins in the window at its first request there; those of the whole
+    # hours that begin a visit of the day are in the summary
+    parts.append(
+        "SELECT p.day," + (" p.hour," if by_hour else "") + " p.vhost,"
+        + (" count(*) FILTER (WHERE p.k = 1 AND p.time < %(cut_hour)s),"
+           if by_hour else " 0,")
+        + " count(*) FILTER (WHERE CASE WHEN p.time < %(cut_hour)s"
+        " THEN p.visit_start OR p.k = 1 ELSE p.k = 1 AND NOT p.visit_start END),"
+        " count(*) FILTER (WHERE p.time < %(cut_hour)s)"
+        f" FROM ({rows}) p WHERE p.time >= %(since)s AND {bot.format(a='p')}"
+        " GROUP BY " + ("1, 2, 3" if by_hour else "1, 2"))
+    return parts

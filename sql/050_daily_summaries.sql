@@ -1,0 +1,280 @@
+-- Daily summaries for the reports that read access_log row by row: broken-links,
+-- offenders, agents and referers (without --path). Idempotent like every file here.
+--
+-- Each UTC day is counted once into small tables, per the keys the reports group by
+-- plus what their filters need (vhost, the bot flag); `logpipe report` reads them for
+-- the days of its window whose summary is up to date, and counts the rest (the
+-- partial days at either end, the current day's last hour or so, days loaded late or
+-- not summarized yet) from access_log as it runs (src/logpipe/reports/queries/daily.py).
+-- --source, and --path for offenders, agents and referers, read access_log alone: the
+-- summaries keep neither.
+--
+-- A day's summary is up to date while the day's totals in the quarter-hour rollup
+-- (logpipe_quarters: requests, bytes, bot requests and the sum of the statuses), up
+-- to where the summary goes, are those it was made from: a row loaded late, deleted
+-- or reclassified changes them, and the day is counted from access_log again until
+-- logpipe_daily_refresh() redoes it. (A change that leaves all four sums as they were,
+-- e.g. an UPDATE of a row's address, goes unnoticed: rows are not changed in place.)
+-- The writer refreshes yesterday, the day before and today when idle (hourly);
+-- `logpipe report` the days of its window (where its role may: the owner). Days
+-- `logpipe prune` removed from access_log are never read from here (the reports count
+-- the rows kept) and their summaries go at the next refresh.
+--
+-- No btree index on a logged value (a hostile 8 KB referer would not fit an entry):
+-- the tables are read by day; the clients table by a hash of the address.
+
+CREATE TABLE IF NOT EXISTS logpipe_daily_days (
+    day          date        PRIMARY KEY,
+    upto         timestamptz NOT NULL,     -- summarized from the day's start to this:
+                                           -- its end, or an hour of the current day
+    hits         bigint      NOT NULL,     -- the totals of access_log it was made from,
+    bytes        bigint      NOT NULL,     -- as logpipe_quarters counts them
+    bot_hits     bigint      NOT NULL,
+    status_sum   bigint      NOT NULL,     -- sum of coalesce(status, 0)
+    refreshed_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Remote hosts with at least one 4xx or 5xx answer that day (per vhost and bot flag).
+CREATE TABLE IF NOT EXISTS logpipe_daily_offenders (
+    day           date        NOT NULL,
+    vhost         text,
+    bot           boolean     NOT NULL,
+    remote_host   text,
+    errors        bigint      NOT NULL,
+    client_errors bigint      NOT NULL,
+    server_errors bigint      NOT NULL,
+    requests      bigint      NOT NULL,
+    last_seen     timestamptz NOT NULL
+);
+
+-- The other remote hosts of the day: their requests, for offenders that erred on
+-- other days of a window.
+CREATE TABLE IF NOT EXISTS logpipe_daily_clients (
+    day         date        NOT NULL,
+    vhost       text,
+    bot         boolean     NOT NULL,
+    remote_host text,
+    requests    bigint      NOT NULL,
+    last_seen   timestamptz NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS logpipe_daily_agents (
+    day        date        NOT NULL,
+    vhost      text,
+    user_agent text,
+    is_bot     boolean,
+    hits       bigint      NOT NULL,
+    last_seen  timestamptz NOT NULL
+);
+
+-- Requests per referer, except those from the row's own vhost (never external), with
+-- the referer's host (logpipe_url_host): logpipe_site_hosts is applied when
+-- reporting, so a change to it counts at once.
+CREATE TABLE IF NOT EXISTS logpipe_daily_referers (
+    day     date    NOT NULL,
+    vhost   text,
+    bot     boolean NOT NULL,
+    referer text    NOT NULL,
+    host    text,
+    hits    bigint  NOT NULL
+);
+
+-- 4xx answers to requests with a referer, per referer and path: the statuses as bits
+-- (bit 0 for 400 ... bit 99 for 499), whether the referer's host is the vhost's own
+-- (else the report tests `host` against logpipe_site_hosts).
+CREATE TABLE IF NOT EXISTS logpipe_daily_broken (
+    day       date        NOT NULL,
+    vhost     text,
+    bot       boolean     NOT NULL,
+    referer   text        NOT NULL,
+    path      text,
+    own       boolean     NOT NULL,
+    host      text,
+    statuses  bit(100)    NOT NULL,
+    hits      bigint      NOT NULL,
+    last_seen timestamptz NOT NULL
+);
+
+-- A 4xx status as its bit in logpipe_daily_broken.statuses, and the bits as
+-- `report broken-links` lists them ('404,410').
+CREATE OR REPLACE FUNCTION logpipe_status_bit(status smallint) RETURNS bit(100)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT B'1'::bit(100) >> (status - 400)
+$$;
+
+CREATE OR REPLACE FUNCTION logpipe_status_list(statuses bit(100)) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT string_agg(s::text, ',' ORDER BY s::text)
+      FROM generate_series(400, 499) s WHERE get_bit(statuses, s - 400) = 1
+$$;
+
+DO $$
+BEGIN
+    IF to_regclass('logpipe_daily_offenders_day') IS NULL THEN
+        CREATE INDEX logpipe_daily_offenders_day ON logpipe_daily_offenders (day);
+    END IF;
+    IF to_regclass('logpipe_daily_clients_host') IS NULL THEN
+        CREATE INDEX logpipe_daily_clients_host
+            ON logpipe_daily_clients (hashtextextended(coalesce(remote_host, ''), 0));
+    END IF;
+    IF to_regclass('logpipe_daily_clients_day') IS NULL THEN
+        CREATE INDEX logpipe_daily_clients_day ON logpipe_daily_clients (day);
+    END IF;
+    IF to_regclass('logpipe_daily_agents_day') IS NULL THEN
+        CREATE INDEX logpipe_daily_agents_day ON logpipe_daily_agents (day);
+    END IF;
+    IF to_regclass('logpipe_daily_referers_day') IS NULL THEN
+        CREATE INDEX logpipe_daily_referers_day ON logpipe_daily_referers (day);
+    END IF;
+    IF to_regclass('logpipe_daily_broken_day') IS NULL THEN
+        CREATE INDEX logpipe_daily_broken_day ON logpipe_daily_broken (day);
+    END IF;
+END
+$$;
+
+-- The UTC days from `lo` to `hi` (dates, NULL: no bound) that access_log has rows of
+-- according to the rollup; for each, how far its summary goes (upto, NULL for none)
+-- and whether it is up to date that far. A day `logpipe prune` removed never is: the
+-- rollup still counts it, access_log no more.
+CREATE OR REPLACE FUNCTION logpipe_daily_state(lo date, hi date)
+RETURNS TABLE (day date, upto timestamptz, fresh boolean)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT q.day, d.upto,
+           coalesce(d.hits = coalesce(sum(q.hits) FILTER (WHERE q.quarter < d.upto), 0)
+                    AND d.bytes = coalesce(sum(q.bytes) FILTER (WHERE q.quarter < d.upto), 0)
+                    AND d.bot_hits = coalesce(sum(q.hits) FILTER (WHERE q.quarter < d.upto
+                                                                    AND q.bot), 0)
+                    AND d.status_sum = coalesce(sum(q.hits * q.status)
+                                                    FILTER (WHERE q.quarter < d.upto), 0)
+                    AND q.day >= coalesce((SELECT (max(p.range_to) AT TIME ZONE 'UTC')::date
+                                             FROM logpipe_pruned p), '-infinity'),
+                    false)
+      FROM (SELECT (quarter AT TIME ZONE 'UTC')::date AS day, quarter, hits, bytes, bot, status
+              FROM logpipe_quarters
+             WHERE (lo IS NULL OR quarter >= lo::timestamp AT TIME ZONE 'UTC')
+               AND (hi IS NULL OR quarter < hi::timestamp AT TIME ZONE 'UTC')) q
+      LEFT JOIN logpipe_daily_days d ON d.day = q.day
+     GROUP BY q.day, d.day
+    HAVING sum(q.hits) > 0
+$$;
+
+-- Summarize the days from `lo` to `hi` (dates; NULL: no bound) whose summary is
+-- missing, out of date or short of the day's end, except days `logpipe prune` emptied
+-- (whose summaries it deletes). The current UTC day is summarized up to the last
+-- whole hour that ended 5 minutes ago or more (rows of a later time may still be on
+-- their way), so that reports read only its last hour or so from access_log; again
+-- at the next call an hour later. Returns how many days it
+-- summarized, or NULL when another session is at it (the reports count those days
+-- from access_log meanwhile). SECURITY DEFINER like the fold, so that a role granted
+-- EXECUTE keeps the summaries without any right on them. Each day is one statement:
+-- its parts and its totals see the same rows.
+CREATE OR REPLACE FUNCTION logpipe_daily_refresh(lo date DEFAULT NULL, hi date DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER AS $$
+DECLARE
+    settled timestamptz := date_bin('1 hour', now() - interval '5 minutes',
+                                    timestamptz 'epoch');
+    pruned date := (SELECT (max(range_to) AT TIME ZONE 'UTC')::date FROM logpipe_pruned);
+    d date;
+    t0 timestamptz;
+    t1 timestamptz;
+    done integer := 0;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext('logpipe_daily_refresh')) THEN
+        RETURN NULL;
+    END IF;
+    IF pruned IS NOT NULL THEN
+        DELETE FROM logpipe_daily_days s WHERE s.day < pruned;
+        DELETE FROM logpipe_daily_offenders s WHERE s.day < pruned;
+        DELETE FROM logpipe_daily_clients s WHERE s.day < pruned;
+        DELETE FROM logpipe_daily_agents s WHERE s.day < pruned;
+        DELETE FROM logpipe_daily_referers s WHERE s.day < pruned;
+        DELETE FROM logpipe_daily_broken s WHERE s.day < pruned;
+    END IF;
+    FOR d, t1 IN SELECT s.day, least((s.day + 1)::timestamp AT TIME ZONE 'UTC', settled)
+                   FROM logpipe_daily_state(lo, hi) s
+                  WHERE (NOT s.fresh OR s.upto < least((s.day + 1)::timestamp AT TIME ZONE 'UTC',
+                                                       settled))
+                    AND s.day::timestamp AT TIME ZONE 'UTC' < settled
+                    AND (pruned IS NULL OR s.day >= pruned)
+                  ORDER BY s.day LOOP
+        t0 := d::timestamp AT TIME ZONE 'UTC';
+        DELETE FROM logpipe_daily_offenders s WHERE s.day = d;
+        DELETE FROM logpipe_daily_clients s WHERE s.day = d;
+        DELETE FROM logpipe_daily_agents s WHERE s.day = d;
+        DELETE FROM logpipe_daily_referers s WHERE s.day = d;
+        DELETE FROM logpipe_daily_broken s WHERE s.day = d;
+        WITH hosts AS MATERIALIZED (
+            SELECT a.vhost, coalesce(a.is_bot, a.user_agent IS NULL) AS bot, a.remote_host,
+                   count(*) FILTER (WHERE a.status >= 400) AS errors,
+                   count(*) FILTER (WHERE a.status BETWEEN 400 AND 499) AS client_errors,
+                   count(*) FILTER (WHERE a.status >= 500) AS server_errors,
+                   count(*) AS requests, max(a.time) AS last_seen,
+                   sum(logpipe_rollup_bytes(a.bytes, a.bytes_out)) AS bytes,
+                   sum(coalesce(a.status, 0)) AS status_sum
+              FROM access_log a WHERE a.time >= t0 AND a.time < t1
+             GROUP BY 1, 2, 3
+        ), offenders AS (
+            INSERT INTO logpipe_daily_offenders
+            SELECT d, h.vhost, h.bot, h.remote_host, h.errors, h.client_errors,
+                   h.server_errors, h.requests, h.last_seen
+              FROM hosts h WHERE h.errors > 0
+        ), clients AS (
+            INSERT INTO logpipe_daily_clients
+            SELECT d, h.vhost, h.bot, h.remote_host, h.requests, h.last_seen
+              FROM hosts h WHERE h.errors = 0
+        ), agents AS (
+            INSERT INTO logpipe_daily_agents
+            SELECT d, a.vhost, a.user_agent, a.is_bot, count(*), max(a.time)
+              FROM access_log a WHERE a.time >= t0 AND a.time < t1
+             GROUP BY 2, 3, 4
+        ), referers AS (
+            INSERT INTO logpipe_daily_referers
+            SELECT d, g.vhost, g.bot, g.referer, r.host, g.hits
+              FROM (SELECT a.vhost, coalesce(a.is_bot, a.user_agent IS NULL) AS bot,
+                           a.referer, count(*) AS hits
+                      FROM access_log a
+                     WHERE a.time >= t0 AND a.time < t1
+                       AND a.referer IS NOT NULL AND a.referer <> ''
+                     GROUP BY 1, 2, 3) g
+             CROSS JOIN LATERAL (SELECT logpipe_url_host(g.referer) AS host OFFSET 0) r
+             WHERE NOT coalesce(r.host = logpipe_host(g.vhost), false)
+        ), broken AS (
+            INSERT INTO logpipe_daily_broken
+            SELECT d, g.vhost, g.bot, g.referer, g.path,
+                   coalesce(r.host = logpipe_host(g.vhost), false), r.host, g.statuses,
+                   g.hits, g.last_seen
+              FROM (SELECT a.vhost, coalesce(a.is_bot, a.user_agent IS NULL) AS bot,
+                           a.referer, a.path, bit_or(logpipe_status_bit(a.status)) AS statuses,
+                           count(*) AS hits, max(a.time) AS last_seen
+                      FROM access_log a
+                     WHERE a.time >= t0 AND a.time < t1
+                       AND a.status BETWEEN 400 AND 499 AND a.referer IS NOT NULL
+                       AND a.referer <> ''
+                     GROUP BY 1, 2, 3, 4) g
+             CROSS JOIN LATERAL (SELECT logpipe_url_host(g.referer) AS host OFFSET 0) r
+        )
+        INSERT INTO logpipe_daily_days AS s (day, upto, hits, bytes, bot_hits, status_sum)
+        SELECT d, t1, coalesce(sum(h.requests), 0), coalesce(sum(h.bytes), 0),
+               coalesce(sum(h.requests) FILTER (WHERE h.bot), 0),
+               coalesce(sum(h.status_sum), 0)
+          FROM hosts h
+        ON CONFLICT (day) DO UPDATE
+           SET upto = excluded.upto, hits = excluded.hits, bytes = excluded.bytes,
+               bot_hits = excluded.bot_hits, status_sum = excluded.status_sum,
+               refreshed_at = now();
+        done := done + 1;
+    END LOOP;
+    RETURN done;
+END
+$$;
+DO $$
+BEGIN  -- pinned to the schema logpipe lives in, like the fold (020_reports.sql)
+    EXECUTE format('ALTER FUNCTION logpipe_daily_refresh(date, date)'
+                   ' SET search_path = pg_catalog, %I, pg_temp', current_schema());
+END
+$$;
+-- JIT compiling a day's statement costs more than running it
+ALTER FUNCTION logpipe_daily_refresh(date, date) SET jit = off;
+ALTER FUNCTION logpipe_daily_refresh(date, date) SET work_mem = '64MB';
+REVOKE EXECUTE ON FUNCTION logpipe_daily_refresh(date, date) FROM PUBLIC;
