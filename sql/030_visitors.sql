@@ -494,6 +494,27 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
       LEFT JOIN logpipe_visit_days d ON d.day = q.day AND d.gap = $3
 $$;
 
+-- Forget a day's summaries for `gap`: all of them before the day is summarized whole
+-- (`whole_day`), or those the hourly refresh writes before it starts the day over.
+-- Called only by the two refresh functions, with their owner's rights.
+CREATE OR REPLACE FUNCTION logpipe_visit_forget(gap integer, d date, whole_day boolean)
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM logpipe_visit_daily v WHERE v.gap = $1 AND v.day = d;
+    DELETE FROM logpipe_visit_hourly v WHERE v.gap = $1 AND v.day = d;
+    DELETE FROM logpipe_visit_countries v WHERE v.gap = $1 AND v.day = d;
+    DELETE FROM logpipe_visit_channels v WHERE v.gap = $1 AND v.day = d;
+    DELETE FROM logpipe_visit_keyphrases v WHERE v.gap = $1 AND v.day = d;
+    DELETE FROM logpipe_visit_state v WHERE v.gap = $1 AND v.day = d;
+    IF whole_day THEN
+        DELETE FROM logpipe_visit_lasts v WHERE v.gap = $1 AND v.day = d;
+        DELETE FROM logpipe_visit_prefix v WHERE v.gap = $1 AND v.day = d;
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION logpipe_visit_forget(integer, date, boolean) FROM PUBLIC;
+
 -- Summarize the days from `lo` to `hi` (dates; NULL: no bound) whose summary for `gap`
 -- is missing or out of date, except the current UTC day (still being written) and
 -- days `logpipe prune` emptied. Returns how many days it summarized. One at a time
@@ -514,14 +535,7 @@ BEGIN
     FOR d IN SELECT s.day FROM logpipe_visit_day_state(lo, hi, gap) s
               WHERE NOT s.fresh AND s.day < today AND (pruned IS NULL OR s.day >= pruned)
               ORDER BY s.day LOOP
-        DELETE FROM logpipe_visit_daily v WHERE v.gap = $1 AND v.day = d;
-        DELETE FROM logpipe_visit_hourly v WHERE v.gap = $1 AND v.day = d;
-        DELETE FROM logpipe_visit_countries v WHERE v.gap = $1 AND v.day = d;
-        DELETE FROM logpipe_visit_channels v WHERE v.gap = $1 AND v.day = d;
-        DELETE FROM logpipe_visit_keyphrases v WHERE v.gap = $1 AND v.day = d;
-        DELETE FROM logpipe_visit_lasts v WHERE v.gap = $1 AND v.day = d;
-        DELETE FROM logpipe_visit_prefix v WHERE v.gap = $1 AND v.day = d;
-        DELETE FROM logpipe_visit_state v WHERE v.gap = $1 AND v.day = d;
+        PERFORM logpipe_visit_forget($1, d, true);
         WITH r AS MATERIALIZED (
             SELECT * FROM logpipe_visit_rows(d::timestamp AT TIME ZONE 'UTC',
                                              (d + 1)::timestamp AT TIME ZONE 'UTC', gap)
@@ -620,12 +634,7 @@ BEGIN
      WHERE p.day = d AND p.gap = $1
        AND p.upto IN (SELECT s.upto FROM logpipe_visit_prefix_state(d, d + 1, $1) s);
     IF old.day IS NULL THEN  -- none, or out of date: the day so far
-        DELETE FROM logpipe_visit_daily v WHERE v.gap = $1 AND v.day = d;
-        DELETE FROM logpipe_visit_hourly v WHERE v.gap = $1 AND v.day = d;
-        DELETE FROM logpipe_visit_countries v WHERE v.gap = $1 AND v.day = d;
-        DELETE FROM logpipe_visit_channels v WHERE v.gap = $1 AND v.day = d;
-        DELETE FROM logpipe_visit_keyphrases v WHERE v.gap = $1 AND v.day = d;
-        DELETE FROM logpipe_visit_state v WHERE v.gap = $1 AND v.day = d;
+        PERFORM logpipe_visit_forget($1, d, false);
         lo := d::timestamp AT TIME ZONE 'UTC';
         old.hits := 0;
         old.bytes := 0;
