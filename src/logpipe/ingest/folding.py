@@ -13,7 +13,6 @@ import psycopg2
 
 from logpipe.messages import say
 from logpipe.store import database as db
-from logpipe.store.daily_summaries import summarize_days
 
 FOLD_INTERVAL = 10.0  # seconds: how long report rollups may lag under sustained load
 LAST_FOLD_MS = 1000  # at most this long for the fold before the writer exits
@@ -46,7 +45,7 @@ class FoldPolicy:
             "logpipe_visits_refresh(integer, date, date)",
             wall=time.time)  # and each new UTC hour: today's summary grows by the hour
         self.days = Hourly(  # asked with the visits' summaries
-            summarize_days,
+            db.summarize_days,
             "cannot summarize the requests of the last days ({problem}); rows still load, "
             "and `logpipe report broken-links`, `offenders`, `agents` and `referers` count "
             "those days from access_log. Run `logpipe initdb` to upgrade the schema, or "
@@ -95,7 +94,7 @@ class FoldPolicy:
         """The visit summaries of the last whole days, hourly (database.summarize_visits):
         a day is summarized soon after it ends, not by the first report that reads it.
         Rows load whatever happens here: said once. Then the daily summaries of
-        sql/050_daily_summaries.sql, likewise (daily_summaries.summarize_days)."""
+        sql/050_daily_summaries.sql, likewise (database.summarize_days)."""
         self.summaries.maybe_run(conn, self.clock())
         self.days.maybe_run(conn, self.clock())
 

@@ -207,7 +207,7 @@ def prepare_partitions(conn: psycopg2.extensions.connection) -> str | None:
 
 # The whole UTC days before today that the writer summarizes: yesterday, and the day
 # before for a writer that was down across midnight. Older days are summarized by the
-# first report that needs them (reports/queries/visitors.py).
+# first report that needs them (reports/queries/visitors.py, daily.py).
 SUMMARIZED_DAYS = 2
 SUMMARY_TIMEOUT_MS = 120_000  # a day of 10M rows takes ~30 s
 SUMMARY_LOCK_WAIT_MS = 1000  # at most this long for a lock the summaries need
@@ -218,11 +218,23 @@ def summarize_visits(conn: psycopg2.extensions.connection) -> str | None:
     and the whole hours of today not yet summarized, with the default visit gap
     (sql/030_visitors.sql), so that `logpipe report visitors` need not count them from
     access_log. None, or why it could not: see run_apart()."""
-    problem = run_apart(conn, "SELECT logpipe_visits_refresh(lo => (now() AT TIME ZONE"
-                              f" 'UTC')::date - {SUMMARIZED_DAYS}), logpipe_visits_refresh_hours()",
-                        SUMMARY_TIMEOUT_MS, SUMMARY_LOCK_WAIT_MS)
-    # access_log locked (a migration, another refresh): the reports count those hours
-    # meanwhile, and the writer goes back to its lines instead of waiting
+    return _summarize(conn, "SELECT logpipe_visits_refresh(lo => (now() AT TIME ZONE"
+                            f" 'UTC')::date - {SUMMARIZED_DAYS}), logpipe_visits_refresh_hours()")
+
+
+def summarize_days(conn: psycopg2.extensions.connection) -> str | None:
+    """Summarize the requests of the last whole days and of today up to its last hour
+    for broken-links, offenders, agents and referers (sql/050_daily_summaries.sql), so
+    that they need not read those days' rows. None, or why it could not."""
+    return _summarize(conn, "SELECT logpipe_daily_refresh((now() AT TIME ZONE 'UTC')"
+                            f"::date - {SUMMARIZED_DAYS})")
+
+
+def _summarize(conn: psycopg2.extensions.connection, statement: str) -> str | None:
+    """A summary refresh the writer runs when idle: bounded in time, and given up at
+    once when access_log is locked (a migration, another refresh): the reports count
+    those days meanwhile, and the writer goes back to its lines instead of waiting."""
+    problem = run_apart(conn, statement, SUMMARY_TIMEOUT_MS, SUMMARY_LOCK_WAIT_MS)
     return None if problem == BUSY else problem
 
 
