@@ -374,6 +374,41 @@ CREATE INDEX IF NOT EXISTS logpipe_visit_lasts_day ON logpipe_visit_lasts (gap, 
 CREATE INDEX IF NOT EXISTS logpipe_visit_lasts_varies ON logpipe_visit_lasts (gap, day, last_time)
  WHERE varies;
 
+-- For a window that begins inside a summarized day, channels count that day from the
+-- hour --since falls in (from access_log) and these two: the visits that began in each
+-- whole hour after it, and each visit that continues across the start of an hour
+-- (`hour`): its requests from then on (hits), and the bot flag, channel and source of
+-- its first request in that hour, where a window beginning at the hour starts it. With
+-- a gap of up to an hour a visit continuing across an hour's start has a request in
+-- that hour; reports read them only then.
+CREATE TABLE IF NOT EXISTS logpipe_visit_channels_hourly (
+    day     date     NOT NULL,
+    gap     integer  NOT NULL,
+    hour    smallint NOT NULL,             -- UTC hour the visits began in
+    vhost   text,
+    bot     boolean  NOT NULL,
+    channel text     NOT NULL,
+    source  text,
+    visits  bigint   NOT NULL,
+    hits    bigint   NOT NULL              -- all requests of those visits
+);
+CREATE TABLE IF NOT EXISTS logpipe_visit_crossings (
+    day         date     NOT NULL,
+    gap         integer  NOT NULL,
+    hour        smallint NOT NULL,         -- the hour whose start the visit continues across
+    visitor     bigint   NOT NULL,         -- logpipe_visit_rows' hash of the three below
+    vhost       text,
+    remote_host text,
+    user_agent  text,
+    bot         boolean  NOT NULL,
+    channel     text     NOT NULL,
+    source      text,
+    hits        bigint   NOT NULL          -- the visit's requests from the hour's start
+);
+CREATE INDEX IF NOT EXISTS logpipe_visit_channels_hourly_day
+    ON logpipe_visit_channels_hourly (gap, day, hour);
+CREATE INDEX IF NOT EXISTS logpipe_visit_crossings_day ON logpipe_visit_crossings (gap, day, hour);
+
 -- The current UTC day so far: its whole hours are summarized (the same summary tables,
 -- under its day) up to `upto`, with the totals of access_log they were made from, as
 -- for logpipe_visit_days; a report counts the rest, from `upto`, from access_log and
@@ -509,6 +544,8 @@ BEGIN
     DELETE FROM logpipe_visit_state v WHERE v.gap = $1 AND v.day = d;
     IF whole_day THEN
         DELETE FROM logpipe_visit_lasts v WHERE v.gap = $1 AND v.day = d;
+        DELETE FROM logpipe_visit_channels_hourly v WHERE v.gap = $1 AND v.day = d;
+        DELETE FROM logpipe_visit_crossings v WHERE v.gap = $1 AND v.day = d;
         DELETE FROM logpipe_visit_prefix v WHERE v.gap = $1 AND v.day = d;
     END IF;
 END
@@ -539,26 +576,46 @@ BEGIN
         WITH r AS MATERIALIZED (
             SELECT * FROM logpipe_visit_rows(d::timestamp AT TIME ZONE 'UTC',
                                              (d + 1)::timestamp AT TIME ZONE 'UTC', gap)
-        ), g AS MATERIALIZED (  -- visits per vhost, bot flag and first referer
-            SELECT s.vhost, s.bot, s.referer, logpipe_url_host(s.referer) AS host,
-                   count(*) AS visits, sum(s.hits) AS hits
-              FROM (SELECT r.vhost, r.bot, r.referer,
-                           coalesce(lead(r.rn) OVER (
-                               PARTITION BY r.vhost COLLATE "C", r.remote_host COLLATE "C",
-                                            r.user_agent COLLATE "C" ORDER BY r.rn),
-                                    r.n + 1) - r.rn AS hits
-                      FROM r WHERE r.visit_start) s
-             GROUP BY 1, 2, 3
+        ), v AS MATERIALIZED (
+            -- the visits' first requests, with the visit's requests (hits), and each
+            -- request that continues a visit across an hour's start, with the visit's
+            -- requests from it on
+            SELECT x.*, coalesce(x.next_start, x.n + 1) - x.rn AS hits
+              FROM (SELECT r.*,
+                           min(r.rn) FILTER (WHERE r.visit_start) OVER (
+                               PARTITION BY r.visitor, r.vhost COLLATE "C",
+                                            r.remote_host COLLATE "C", r.user_agent COLLATE "C"
+                               ORDER BY r.rn ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
+                           AS next_start
+                      FROM r WHERE r.visit_start OR r.first_of_hour) x
+        ), g AS MATERIALIZED (  -- visits per hour, vhost, bot flag and first referer
+            SELECT v.hour, v.vhost, v.bot, v.referer, logpipe_url_host(v.referer) AS host,
+                   count(*) AS visits, sum(v.hits) AS hits
+              FROM v WHERE v.visit_start GROUP BY 1, 2, 3, 4
         ), h AS MATERIALIZED (  -- each (vhost, host) classified once
             SELECT coalesce(x.vhost, '') AS vhost, coalesce(x.host, '') AS host, ch.*
-              FROM (SELECT DISTINCT g.vhost, g.host FROM g) x
+              FROM (SELECT g.vhost, g.host FROM g
+                    UNION SELECT v.vhost, logpipe_url_host(v.referer) FROM v
+                           WHERE NOT v.visit_start) x
              CROSS JOIN LATERAL logpipe_host_channel(x.host, x.vhost) ch
         ), c AS MATERIALIZED (
-            SELECT g.vhost, g.bot, h.channel, h.source,
+            SELECT g.hour, g.vhost, g.bot, h.channel, h.source,
                    CASE WHEN h.params <> '{}'
                         THEN left(logpipe_referer_keyphrase(g.referer, h.params), 200)
                    END AS keyphrase, g.visits, g.hits
               FROM g JOIN h ON h.vhost = coalesce(g.vhost, '') AND h.host = coalesce(g.host, '')
+        ), channels_hourly AS (
+            INSERT INTO logpipe_visit_channels_hourly
+            SELECT d, gap, c.hour, c.vhost, c.bot, c.channel, c.source, sum(c.visits),
+                   sum(c.hits)
+              FROM c GROUP BY 3, 4, 5, 6, 7
+        ), crossings AS (
+            INSERT INTO logpipe_visit_crossings
+            SELECT d, gap, v.hour, v.visitor, v.vhost, v.remote_host, v.user_agent, v.bot,
+                   h.channel, h.source, v.hits
+              FROM v JOIN h ON h.vhost = coalesce(v.vhost, '')
+                           AND h.host = coalesce(logpipe_url_host(v.referer), '')
+             WHERE NOT v.visit_start
         ), daily AS (
             INSERT INTO logpipe_visit_daily
             SELECT d, gap, r.vhost, r.bot, count(*) FILTER (WHERE r.first_of_day),

@@ -179,3 +179,70 @@ def test_a_window_cut_inside_a_summarized_day(day: Database, tmp_path: Path) -> 
     finally:
         execute(day.dsn, "DELETE FROM access_log WHERE path = '/m'")
         forget(day.dsn)
+
+
+# A visit that lasts all afternoon (a request every 20 minutes, each from another
+# referer; the one of 14:00:00 sharp), a bot's that crosses two hours, and a visitor
+# with two visits in one hour.
+LONG = "".join(
+    line(f"20/Nov/2026:{13 + m // 60}:{m % 60:02d}:00", "192.0.2.20", f"/l{m}", referer,
+         "Long/1.0")
+    for m, referer in zip(range(0, 240, 20), [
+        "https://www.google.com/search?q=long", f"https://{W}/", "https://news.example.org/",
+        "https://t.co/x", f"https://{W}/l60", "-", "https://www.bing.com/", "-",
+        f"https://{W}/", "https://news.example.org/b", "-", "https://t.co/y"])
+) + "".join(line(f"20/Nov/2026:{t}", "192.0.2.21", "/b", "-", "Crawler/1.0 bot")
+            for t in ("13:50:00", "14:15:00", "14:40:00", "15:05:00")) + "".join(
+    # two visits in one hour, the second continuing across 14:00
+    line(f"20/Nov/2026:{t}", "192.0.2.22", "/t", referer, "Twice/1.0") for t, referer in (
+        ("13:05:00", "https://www.google.com/"), ("13:40:00", "https://t.co/z"),
+        ("14:05:00", f"https://{W}/t"), ("14:20:00", f"https://{W}/t")))
+
+
+def test_channels_of_a_window_cut_inside_a_summarized_day(day: Database,
+                                                          tmp_path: Path) -> None:
+    """Channels over a window that begins inside a whole day: the visits begun in its
+    whole hours from logpipe_visit_channels_hourly, the hour cut from access_log, the
+    visits continuing across the next hour from logpipe_visit_crossings; a gap over an
+    hour, or a day summarized without them, counts from access_log."""
+    long = tmp_path / "long.log"
+    long.write_text(LONG)
+    load(day.dsn, long)
+    try:
+        forget(day.dsn)
+        execute(day.dsn, "SELECT logpipe_visits_refresh(1800), logpipe_visits_refresh(900),"
+                         " logpipe_visits_refresh(5400)")
+        # the long visit continues across 14:00, 15:00 and 16:00; its requests from then
+        assert query(day.dsn, "SELECT hour, channel, source, hits FROM logpipe_visit_crossings"
+                     " WHERE gap = 1800 AND user_agent = 'Long/1.0' ORDER BY hour") == [
+            (14, "social", "X/Twitter", 9), (15, "search", "Bing", 6),
+            (16, "website", "news.example.org", 3)]
+        cuts = [DAY0 + dt.timedelta(hours=h, minutes=m) for h, m in
+                ((0, 0), (8, 0), (8, 1), (9, 5), (9, 39), (9, 45), (10, 5), (11, 0), (11, 30),
+                 (11, 56), (13, 1), (13, 10), (13, 55), (14, 0), (14, 5), (14, 30), (15, 30), (16, 20),
+                 (23, 49), (23, 51))]
+        for since in cuts:
+            for extra in ({}, {"bots": False}, {"bots": True}, {"vhost": W},
+                          {"until": DAY0 + dt.timedelta(days=2)}, {"visit_gap": 900},
+                          {"visit_gap": 5400}):
+                assert report(day.dsn, "channels", since=since, **extra) == report(
+                    day.dsn, "channels", live=True, since=since, **extra), (since, extra)
+        # read from the pieces: a crossing's requests changed by hand show in the report
+        # from its hour on, and only in the window that begins in the hour before it
+        cut = DAY0 + dt.timedelta(hours=13, minutes=30)
+        before = {(c, s): h for c, s, _, h in report(day.dsn, "channels", since=cut)}
+        execute(day.dsn, "UPDATE logpipe_visit_crossings SET hits = hits + 100"
+                         " WHERE gap = 1800 AND hour = 14 AND user_agent = 'Long/1.0'")
+        after = {(c, s): h for c, s, _, h in report(day.dsn, "channels", since=cut)}
+        assert {k: after[k] - before[k] for k in after if after[k] != before[k]} == {
+            ("website", "news.example.org"): 100}  # the visit's request of 13:40
+        assert report(day.dsn, "channels", since=cut - dt.timedelta(hours=1)) == report(
+            day.dsn, "channels", live=True, since=cut - dt.timedelta(hours=1))
+        # a day summarized without them (an older version) counts from access_log
+        execute(day.dsn, "DELETE FROM logpipe_visit_channels_hourly")
+        assert report(day.dsn, "channels", since=cut) == report(
+            day.dsn, "channels", live=True, since=cut)
+    finally:
+        execute(day.dsn, "DELETE FROM access_log WHERE user_agent IN ('Long/1.0',"
+                         " 'Crawler/1.0 bot', 'Twice/1.0')")
+        forget(day.dsn)

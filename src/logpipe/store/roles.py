@@ -59,6 +59,7 @@ READER_TABLES: Mapping[str, Sequence[str]] = {
         "logpipe_visit_hourly", "logpipe_visit_countries", "logpipe_visit_channels",
         "logpipe_visit_keyphrases", "report_visitors_daily", "report_countries",
         "logpipe_visit_lasts", "logpipe_visit_prefix", "logpipe_visit_state",
+        "logpipe_visit_channels_hourly", "logpipe_visit_crossings",
         "report_channels", "report_keyphrases",
         # broken-links, offenders, agents, referers (sql/050_daily_summaries.sql)
         "logpipe_daily_days", "logpipe_daily_offenders", "logpipe_daily_clients",

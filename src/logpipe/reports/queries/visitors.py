@@ -21,6 +21,9 @@ from logpipe.messages import say
 from logpipe.reports.filters import Filters, limit_clause, resolve_times
 
 DEFAULT_GAP = 1800  # seconds: a visit ends after 30 minutes without a request
+# the longest gap with which a visit continuing across an hour's start has a request in
+# that hour: logpipe_visit_crossings, made for any gap, holds all of them only then
+MAX_CROSSING_GAP = 3600
 UTC = dt.timezone.utc
 
 # the reports of this module: each one's summary table, columns and grouping
@@ -197,11 +200,14 @@ def _query(shape: Shape, f: Filters) -> tuple[str, dict[str, Any]]:
         pre.append("s.upto <= %(until)s")
     whole_sql = " AND ".join(whole) if summary else "false"
     pre_sql = " AND ".join(pre) if summary else "false"
-    # countries, visitors: the window's first day, cut by --since, from its summary and
-    # logpipe_visit_lasts (channels: from access_log)
+    # the window's first day, cut by --since, from its summary: countries and visitors
+    # with logpipe_visit_lasts, channels with logpipe_visit_crossings (only with a gap of
+    # up to an hour, see sql/030_visitors.sql); otherwise from access_log
     cut_sql = "false"
-    if summary and shape is not CHANNELS and f.since is not None:
-        cut_sql = ("s.fresh AND s.lasts AND s.day::timestamp AT TIME ZONE 'UTC' < %(since)s"
+    if summary and f.since is not None and (shape is not CHANNELS
+                                            or gap_of(f) <= MAX_CROSSING_GAP):
+        cut_sql = ("s.fresh AND s.cut_ready"
+                   " AND s.day::timestamp AT TIME ZONE 'UTC' < %(since)s"
                    + ("" if f.until is None
                       else " AND (s.day + 1)::timestamp AT TIME ZONE 'UTC' <= %(until)s"))
     bot = {None: "true", True: "{a}.bot", False: "NOT {a}.bot"}[f.bots]
@@ -211,14 +217,21 @@ def _query(shape: Shape, f: Filters) -> tuple[str, dict[str, Any]]:
     groups = ", ".join(str(i) for i in range(1, shape.keys + 1))
     day_end = "least((s.day + 1)::timestamp AT TIME ZONE 'UTC', %(until)s)"
 
+    # cut_ready: the first day has the pieces its cut needs (a day summarized by an
+    # older version lacks them)
+    ready = " false"
+    if cut_sql != "false" and shape is CHANNELS:
+        ready = (" s.day = %(d0)s AND EXISTS (SELECT FROM logpipe_visit_channels_hourly c"
+                 " WHERE c.gap = %(gap)s AND c.day = s.day)")
+    elif cut_sql != "false":
+        ready = (" EXISTS (SELECT FROM logpipe_visit_lasts l WHERE l.gap = %(gap)s"
+                 " AND l.day = s.day) AND NOT EXISTS (SELECT FROM logpipe_visit_lasts l"
+                 " WHERE l.gap = %(gap)s AND l.day = s.day AND l.varies"
+                 " AND l.last_time >= %(since)s)")
     ctes = [
-        "days AS MATERIALIZED (SELECT s.day, s.fresh, p.upto,"
-        + (" EXISTS (SELECT FROM logpipe_visit_lasts l WHERE l.gap = %(gap)s"
-           " AND l.day = s.day) AND NOT EXISTS (SELECT FROM logpipe_visit_lasts l"
-           " WHERE l.gap = %(gap)s AND l.day = s.day AND l.varies"
-           " AND l.last_time >= %(since)s)" if cut_sql != "false" else " false")
-        + " AS lasts FROM logpipe_visit_day_state(%(d0)s, %(d1)s, %(gap)s) s"
-        " LEFT JOIN logpipe_visit_prefix_state(%(d0)s, %(d1)s, %(gap)s) p ON p.day = s.day)"
+        (f"days AS MATERIALIZED (SELECT s.day, s.fresh, p.upto,{ready} AS cut_ready"
+         " FROM logpipe_visit_day_state(%(d0)s, %(d1)s, %(gap)s) s"
+         " LEFT JOIN logpipe_visit_prefix_state(%(d0)s, %(d1)s, %(gap)s) p ON p.day = s.day)")
     ]
     parts = []
     if summary:
@@ -255,7 +268,11 @@ def _query(shape: Shape, f: Filters) -> tuple[str, dict[str, Any]]:
     elif summary:
         parts.append(f"SELECT {shape.from_pieces} "
                      + tail.format(fn="logpipe_visit_tail") + f" GROUP BY {groups}")
-    if cut_sql != "false" and shape is not COUNTRIES:
+    if cut_sql != "false" and shape is CHANNELS:
+        cut_ctes, cut_parts = _cut_channels(f, params, cut_sql, bot)
+        ctes += cut_ctes
+        parts += cut_parts
+    elif cut_sql != "false" and shape is not COUNTRIES:
         parts += _cut_visitors(shape, f, params, cut_sql, bot)
     elif cut_sql != "false":
         # visitors whose last request of the day is in the window; requests counted
@@ -289,13 +306,7 @@ def _cut_visitors(shape: Shape, f: Filters, params: dict[str, Any], cut_sql: str
     from the summary); the visits that began in its whole hours, and their requests,
     from the summary; from access_log only the rows of the hour --since falls in (and
     a gap before: a visit it cuts begins at its first request in the window)."""
-    assert f.since is not None
-    since = f.since.astimezone(UTC)
-    hour = since.replace(minute=0, second=0, microsecond=0)
-    whole_from = hour if hour == since else hour + dt.timedelta(hours=1)
-    params["cut_hour"] = whole_from  # the first whole hour in the window
-    params["cut_h"] = (whole_from - since.replace(hour=0, minute=0, second=0,
-                                                   microsecond=0)) // dt.timedelta(hours=1)
+    _cut_hour(f, params)
     by_hour = shape.table == "logpipe_visit_hourly"
     vhost_v = "" if f.vhost is None else " AND v.vhost = %(vhost)s"
     parts = [
@@ -334,3 +345,61 @@ def _cut_visitors(shape: Shape, f: Filters, params: dict[str, Any], cut_sql: str
         f" FROM ({rows}) p WHERE p.time >= %(since)s AND {bot.format(a='p')}"
         " GROUP BY " + ("1, 2, 3" if by_hour else "1, 2"))
     return parts
+
+
+def _cut_hour(f: Filters, params: dict[str, Any]) -> None:
+    """cut_hour: the first whole hour in the window on the day --since cuts (its end
+    when none), cut_h: its place in the day (0-24)."""
+    assert f.since is not None
+    since = f.since.astimezone(UTC)
+    hour = since.replace(minute=0, second=0, microsecond=0)
+    whole_from = hour if hour == since else hour + dt.timedelta(hours=1)
+    params["cut_hour"] = whole_from
+    params["cut_h"] = (whole_from - since.replace(hour=0, minute=0, second=0,
+                                                   microsecond=0)) // dt.timedelta(hours=1)
+
+
+def _cut_channels(f: Filters, params: dict[str, Any], cut_sql: str,
+                  bot: str) -> tuple[list[str], list[str]]:
+    """channels on the day --since cuts, with a summary: the visits begun in its whole
+    hours from logpipe_visit_channels_hourly; from access_log only the rows of the hour
+    --since falls in (a visit it cuts begins at its first request in the window), the
+    last visit of each of their visitors taking the requests with which it continues
+    across the next hour (logpipe_visit_crossings); a visit that continues across that
+    hour without a request in the cut one begins at the hour, as its crossing says."""
+    _cut_hour(f, params)
+    vhost = "" if f.vhost is None else " AND {a}.vhost = %(vhost)s"
+    same_visitor = ("{x}.visitor = {p}.visitor AND {x}.vhost IS NOT DISTINCT FROM {p}.vhost"
+                    " AND {x}.remote_host IS NOT DISTINCT FROM {p}.remote_host"
+                    " AND {x}.user_agent IS NOT DISTINCT FROM {p}.user_agent")
+    ctes = [
+        ("cut_rows AS MATERIALIZED (SELECT p.* FROM days s CROSS JOIN LATERAL"
+         " logpipe_visit_rows(%(since)s, %(cut_hour)s, %(gap)s, %(vhost)s) p"
+         f" WHERE {cut_sql})"),
+        ("crossing AS MATERIALIZED (SELECT x.* FROM days s JOIN logpipe_visit_crossings x"
+         " ON x.gap = %(gap)s AND x.day = s.day AND x.hour = %(cut_h)s"
+         f"{vhost.format(a='x')} WHERE {cut_sql})"),
+    ]
+    starts = (
+        "SELECT p.*, coalesce(lead(p.rn) OVER w, p.n + 1) - p.rn AS hits,"
+        " lead(p.rn) OVER w IS NULL AS last FROM cut_rows p WHERE p.visit_start"
+        ' WINDOW w AS (PARTITION BY p.visitor, p.vhost COLLATE "C",'
+        ' p.remote_host COLLATE "C", p.user_agent COLLATE "C" ORDER BY p.rn)'
+    )
+    parts = [
+        ('SELECT v.channel COLLATE "C", v.source COLLATE "C", sum(v.visits), sum(v.hits)'
+         " FROM days s JOIN logpipe_visit_channels_hourly v ON v.gap = %(gap)s"
+         f" AND v.day = s.day AND v.hour >= %(cut_h)s{vhost.format(a='v')}"
+         f" WHERE {cut_sql} AND {bot.format(a='v')} GROUP BY 1, 2"),
+        "SELECT c.channel, c.source, g.visits, g.hits FROM ("
+        "SELECT p.vhost, logpipe_url_host(p.referer) AS host, count(*) AS visits,"
+        " sum(p.hits + coalesce(x.hits, 0)) AS hits"
+        f" FROM ({starts}) p LEFT JOIN crossing x ON p.last AND "
+        + same_visitor.format(x="x", p="p")
+        + f" WHERE {bot.format(a='p')} GROUP BY 1, 2) g"
+        " CROSS JOIN LATERAL logpipe_host_channel(g.host, g.vhost) c",
+        "SELECT x.channel, x.source, count(*), sum(x.hits) FROM crossing x"
+        " WHERE NOT EXISTS (SELECT FROM cut_rows p WHERE "
+        + same_visitor.format(x="x", p="p") + f") AND {bot.format(a='x')} GROUP BY 1, 2",
+    ]
+    return ctes, parts
