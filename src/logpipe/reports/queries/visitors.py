@@ -286,11 +286,24 @@ def _query(shape: Shape, f: Filters) -> tuple[str, dict[str, Any]]:
         parts.append("SELECT l.country, count(*), 0 FROM days s JOIN logpipe_visit_lasts l"
                      " ON l.gap = %(gap)s AND l.day = s.day AND l.last_time >= %(since)s"
                      f"{vhost_l} WHERE {cut_sql} AND {bot.format(a='l')} GROUP BY 1")
-        parts.append("SELECT x.country, 0, x.hits FROM days s CROSS JOIN LATERAL ("
-                     "SELECT a.country, count(*) AS hits FROM access_log a"
-                     " WHERE a.time >= %(since)s AND a.time < (s.day + 1)::timestamp"
-                     f" AT TIME ZONE 'UTC'{vhost_a} AND {row_bot} GROUP BY 1) x"
+        # its requests in the window: from access_log, or, when --since falls in the
+        # first half of the day, the day's from its summary less those before --since
+        assert f.since is not None
+        since = f.since.astimezone(UTC)
+        early = since - since.replace(hour=0, minute=0, second=0, microsecond=0) \
+            <= dt.timedelta(hours=12)
+        rows = ("a.time >= s.day::timestamp AT TIME ZONE 'UTC' AND a.time < %(since)s"
+                if early else "a.time >= %(since)s AND a.time < (s.day + 1)::timestamp"
+                " AT TIME ZONE 'UTC'")
+        parts.append(f"SELECT x.country, 0, {'-' if early else ''}x.hits FROM days s"
+                     " CROSS JOIN LATERAL (SELECT a.country, count(*) AS hits"
+                     f" FROM access_log a WHERE {rows}{vhost_a} AND {row_bot} GROUP BY 1) x"
                      f" WHERE {cut_sql}")
+        if early:
+            parts.append("SELECT v.country, 0, v.hits FROM days s JOIN logpipe_visit_countries"
+                         " v ON v.gap = %(gap)s AND v.day = s.day"
+                         + ("" if f.vhost is None else " AND v.vhost = %(vhost)s")
+                         + f" WHERE {cut_sql} AND {bot.format(a='v')}")
     parts.append(live)
     keys = groups
     if shape.table == "logpipe_visit_hourly":
