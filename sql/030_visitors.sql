@@ -380,7 +380,7 @@ CREATE INDEX IF NOT EXISTS logpipe_visit_lasts_varies ON logpipe_visit_lasts (ga
 -- (`hour`): its requests from then on (hits), and the bot flag, channel and source of
 -- its first request in that hour, where a window beginning at the hour starts it. With
 -- a gap of up to an hour a visit continuing across an hour's start has a request in
--- that hour; reports read them only then.
+-- that hour: they are made, and read, only then.
 CREATE TABLE IF NOT EXISTS logpipe_visit_channels_hourly (
     day     date     NOT NULL,
     gap     integer  NOT NULL,
@@ -608,14 +608,14 @@ BEGIN
             INSERT INTO logpipe_visit_channels_hourly
             SELECT d, gap, c.hour, c.vhost, c.bot, c.channel, c.source, sum(c.visits),
                    sum(c.hits)
-              FROM c GROUP BY 3, 4, 5, 6, 7
+              FROM c WHERE gap <= 3600 GROUP BY 3, 4, 5, 6, 7
         ), crossings AS (
             INSERT INTO logpipe_visit_crossings
             SELECT d, gap, v.hour, v.visitor, v.vhost, v.remote_host, v.user_agent, v.bot,
                    h.channel, h.source, v.hits
               FROM v JOIN h ON h.vhost = coalesce(v.vhost, '')
                            AND h.host = coalesce(logpipe_url_host(v.referer), '')
-             WHERE NOT v.visit_start
+             WHERE NOT v.visit_start AND gap <= 3600
         ), daily AS (
             INSERT INTO logpipe_visit_daily
             SELECT d, gap, r.vhost, r.bot, count(*) FILTER (WHERE r.first_of_day),

@@ -217,6 +217,10 @@ def test_channels_of_a_window_cut_inside_a_summarized_day(day: Database,
                      " WHERE gap = 1800 AND user_agent = 'Long/1.0' ORDER BY hour") == [
             (14, "social", "X/Twitter", 9), (15, "search", "Bing", 6),
             (16, "website", "news.example.org", 3)]
+        # with a gap over an hour they would miss visits: not made
+        assert query(day.dsn, "SELECT DISTINCT gap FROM logpipe_visit_channels_hourly UNION"
+                     " SELECT DISTINCT gap FROM logpipe_visit_crossings ORDER BY 1") == [
+            (900,), (1800,)]
         cuts = [DAY0 + dt.timedelta(hours=h, minutes=m) for h, m in
                 ((0, 0), (8, 0), (8, 1), (9, 5), (9, 39), (9, 45), (10, 5), (11, 0), (11, 30),
                  (11, 56), (13, 1), (13, 10), (13, 55), (14, 0), (14, 5), (14, 30), (15, 30), (16, 20),

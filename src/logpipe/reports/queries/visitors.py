@@ -26,7 +26,7 @@ from logpipe.reports.queries.visitor_cuts import cut_channels, cut_visitors
 
 DEFAULT_GAP = 1800  # seconds: a visit ends after 30 minutes without a request
 # the longest gap with which a visit continuing across an hour's start has a request in
-# that hour: logpipe_visit_crossings, made for any gap, holds all of them only then
+# that hour: logpipe_visit_crossings holds all of them only then (and is made only then)
 MAX_CROSSING_GAP = 3600
 UTC = dt.timezone.utc
 
