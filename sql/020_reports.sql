@@ -492,8 +492,11 @@ DECLARE
     folded bigint;
     subtracted boolean;
     hot text[];
+    -- read under the lock, which a change of the patterns takes to classify every page
+    patterns text[];
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('logpipe_rollup_fold'));
+    patterns := ARRAY(SELECT pattern FROM logpipe_asset_patterns);
     WITH pq AS MATERIALIZED (
         DELETE FROM logpipe_pending_quarters RETURNING *
     ), pp AS MATERIALIZED (
@@ -511,10 +514,13 @@ BEGIN
         ON CONFLICT (quarter, vhost, status, bot) DO UPDATE
            SET hits = q.hits + excluded.hits, bytes = q.bytes + excluded.bytes
     ), pages AS (
+        -- a new page is classified as it is added (asset), not updated afterwards: an
+        -- UPDATE of each new page cost as much as the rest of its fold
         INSERT INTO logpipe_pages AS p (vhost, path, hits, bot_hits, bytes, bot_bytes,
-                                        views, bot_views, view_bytes, bot_view_bytes)
+                                        views, bot_views, view_bytes, bot_view_bytes, asset)
         SELECT vhost, path, sum(hits), sum(bot_hits), sum(bytes), sum(bot_bytes),
-               sum(views), sum(bot_views), sum(view_bytes), sum(bot_view_bytes)
+               sum(views), sum(bot_views), sum(view_bytes), sum(bot_view_bytes),
+               logpipe_is_asset(path, patterns)
           FROM d GROUP BY vhost, path ORDER BY vhost, path
         ON CONFLICT (vhost, path) DO UPDATE
            SET hits = p.hits + excluded.hits, bot_hits = p.bot_hits + excluded.bot_hits,
@@ -546,7 +552,7 @@ BEGIN
                     -- (logpipe_rollup_path): it would gather other paths' referers
                     AND char_length(path) < 500)
       INTO folded, subtracted, hot;
-    PERFORM logpipe_classify_pages();  -- the pages just added: static asset or not
+    PERFORM logpipe_classify_pages();  -- pages added unclassified elsewhere (none by the fold)
     WITH pr AS MATERIALIZED (
         DELETE FROM logpipe_pending_referers RETURNING *
     )
