@@ -4,14 +4,26 @@ when caught up or every FOLD_INTERVAL (logpipe.ingest.folding.FoldPolicy driven 
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import psycopg2
-from conftest import Database, execute, query, scalar, start_logger, wait_for
+from conftest import (
+    COMMAND_TIMEOUT,
+    Database,
+    combined_line,
+    execute,
+    query,
+    scalar,
+    start_logger,
+    wait_for,
+)
 from reports_support import PENDING, ROLLUP, insert
 
+from logpipe.commands.common import segment_parsers
 from logpipe.ingest.folding import FOLD_INTERVAL, FoldPolicy
+from logpipe.ingest.writer import Writer, WriterSettings
 
 
 def test_writer_loads_when_the_rollups_cannot_be_folded(
@@ -121,3 +133,36 @@ def test_writer_loads_while_a_change_to_the_asset_patterns_holds_the_fold_back(
         held.close()
     execute(database.dsn, "SELECT logpipe_rollup_fold()")
     assert query(database.dsn, "SELECT sum(hits)::int FROM logpipe_pages") == [(300,)]
+
+
+def test_a_writer_told_to_stop_while_it_loads_leaves_the_fold_to_its_last(
+        database: Database, tmp_path: Path) -> None:
+    """A stop (the reader's lifeline closed) that comes while a pass loads a backlog: the
+    pass does not start a fold that has fallen due (it has no time bound, and a fold
+    after a burst can take seconds, which Apache's restart would wait for); drain()'s
+    last fold, cut at a second, folds what it can."""
+    spool = tmp_path / "spool"
+    database.block()  # a backlog: lines a logger could not load, left in the spool
+    proc = start_logger(database.dsn, spool, "--stop-timeout", "1")
+    assert proc.stdin is not None
+    proc.stdin.write(b"".join(combined_line(i) for i in range(300)))
+    proc.stdin.close()
+    assert proc.wait(timeout=COMMAND_TIMEOUT) == 0
+    database.unblock()
+    writer = Writer(WriterSettings(spool_dir=spool, dsn=database.dsn, flush_interval=0.1,
+                                   batch_lines=100), segment_parsers(None))
+    read_end, write_end = os.pipe()
+    os.close(write_end)  # the reader is gone; the writer has not looked yet
+    writer._lifeline = read_end
+    writer.folds.folded_at -= FOLD_INTERVAL  # a fold is due
+    try:
+        assert writer._pass(include_live=True) is True
+        assert writer.stop_requested
+        assert database.rows() == 300
+        assert scalar(database.dsn, "SELECT sum(hits) FROM logpipe_pending_quarters") == 300
+        assert writer.drain() == 0  # its last fold
+        assert scalar(database.dsn, "SELECT count(*) FROM logpipe_pending_quarters") == 0
+        assert query(database.dsn, "SELECT sum(hits)::int FROM logpipe_pages") == [(300,)]
+    finally:
+        writer.close()
+        os.close(read_end)

@@ -130,7 +130,10 @@ class Writer:
                 if closed or include_live:
                     progressed |= self._load_segment(conn, name, path, closed)
             self.folds.maybe_prepare_partitions(conn)
-            if fold:
+            # told to stop while loading: drain()'s last fold, cut at a second, folds
+            # instead of one that has no bound (Apache's restart would wait for it)
+            self._sleep(0)
+            if fold and not self.stop_requested:
                 self.folds.maybe_fold(conn, caught_up=not progressed)
                 if not progressed:  # upkeep while idle, never on the way out
                     self.folds.maybe_summarize_visits(conn)
