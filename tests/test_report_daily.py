@@ -258,8 +258,9 @@ def test_the_current_day_is_summarized_up_to_its_last_settled_hour(database: Dat
     now = dt.datetime.now(UTC)
     settled = (now - dt.timedelta(minutes=5)).replace(minute=0, second=0, microsecond=0)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    if settled <= midnight:
-        pytest.skip("no whole hour of today has settled yet")
+    if settled <= midnight:  # 00:00-01:05 UTC: what the summaries must do then
+        _today_before_its_first_settled_hour(database, tmp_path, midnight, now)
+        return
     times = [midnight, midnight + (settled - midnight) / 2, settled - dt.timedelta(seconds=1),
              settled, now - dt.timedelta(seconds=30)]
     path = tmp_path / "today.log"
@@ -283,3 +284,22 @@ def test_the_current_day_is_summarized_up_to_its_last_settled_hour(database: Dat
     load(database.dsn, late)
     reported, live, read = both(database.dsn, "broken-links", Filters())
     assert reported == live and reported[0][3:5] == ("404,410", 6) and read == 0
+
+
+def _today_before_its_first_settled_hour(database: Database, tmp_path: Path,
+                                         midnight: dt.datetime, now: dt.datetime) -> None:
+    """Before today's first whole hour has settled, today has no summary: every report
+    counts it from access_log, exactly."""
+    times = [midnight, midnight + (now - midnight) / 2, now - dt.timedelta(seconds=30)]
+    path = tmp_path / "today.log"
+    path.write_text("".join(line(t, W, f"192.0.2.{i}", "/gone", 404, f"https://{W}/", HUMAN)
+                            for i, t in enumerate(times)))
+    load(database.dsn, path)
+    with psycopg2.connect(database.dsn) as conn:
+        refresh_days(conn, None, None)
+    assert query(database.dsn, "SELECT day FROM logpipe_daily_days") == []
+    for name in SUMMARY_REPORTS:
+        for f in (Filters(), Filters(since=midnight)):
+            reported, live, read = both(database.dsn, name, f)
+            assert reported == live and read == 0, (name, f)
+    assert both(database.dsn, "broken-links", Filters())[0][0][4] == 3
