@@ -132,6 +132,9 @@ def subcommand(sub: argparse._SubParsersAction, name: str,
 
 
 def build_subcommand_parser() -> argparse.ArgumentParser:
+    """Every command's arguments and --help text. Long because it is one flat list
+    of argparse registrations, one block per command, in the order --help shows them;
+    each block is plain data, and splitting it would only scatter the commands."""
     p = argparse.ArgumentParser(prog="logpipe", description=PIPE_DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -170,6 +170,10 @@ def load_files(dsn: str, parser: Any, source: str | None, files: list[Path], for
 
 def _load_one(conn: Any, parser: Any, source: str | None, path: Path, force: bool,
               bar: FileBar) -> bool:
+    """Load one file (or stdin) in one transaction; True unless it failed. Long because
+    each way a file can fail (unreadable, already loaded, a read error, the database
+    lost or refusing) is said in its own words, with what to do, at the one place that
+    knows; the upkeep after (fold, partitions) follows, so that it runs once per file."""
     stdin = str(path) == "-"
     try:
         mark = None

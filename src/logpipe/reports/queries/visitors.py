@@ -185,6 +185,11 @@ def day_bounds(f: Filters) -> tuple[dt.date | None, dt.date | None]:
 
 
 def _query(shape: Shape, f: Filters) -> tuple[str, dict[str, Any]]:
+    """One report's query: per UTC day of the window, the summary (whole days, today's
+    hours), the hours since from access_log, the day --since cuts (visitor_cuts.py) and
+    the days counted live, as one UNION ALL. Long because those pieces share one `days`
+    CTE and the same conditions (which day is whole, which cut), which must stay
+    exclusive: built side by side, a day is never counted twice or not at all."""
     first, end = day_bounds(f)
     params: dict[str, Any] = {
         "gap": gap_of(f), "d0": first, "d1": end, "since": f.since, "until": f.until,
