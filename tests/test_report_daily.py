@@ -261,14 +261,9 @@ def test_the_current_day_is_summarized_up_to_its_last_settled_hour(database: Dat
     if settled <= midnight:  # 00:00-01:05 UTC: what the summaries must do then
         _today_before_its_first_settled_hour(database, tmp_path, midnight, now)
         return
-    times = [midnight, midnight + (settled - midnight) / 2, settled - dt.timedelta(seconds=1),
-             settled, now - dt.timedelta(seconds=30)]
-    path = tmp_path / "today.log"
-    path.write_text("".join(line(t, W, f"192.0.2.{i}", "/gone", 404, f"https://{W}/", HUMAN)
-                            for i, t in enumerate(times)))
-    load(database.dsn, path)
-    with psycopg2.connect(database.dsn) as conn:
-        refresh_days(conn, None, None)
+    _load_and_summarize_today(database, tmp_path, [
+        midnight, midnight + (settled - midnight) / 2, settled - dt.timedelta(seconds=1),
+        settled, now - dt.timedelta(seconds=30)])
     assert query(database.dsn, "SELECT day, upto, hits FROM logpipe_daily_days") == [
         (midnight.date(), settled, 3)]
     for name in SUMMARY_REPORTS:
@@ -290,16 +285,23 @@ def _today_before_its_first_settled_hour(database: Database, tmp_path: Path,
                                          midnight: dt.datetime, now: dt.datetime) -> None:
     """Before today's first whole hour has settled, today has no summary: every report
     counts it from access_log, exactly."""
-    times = [midnight, midnight + (now - midnight) / 2, now - dt.timedelta(seconds=30)]
-    path = tmp_path / "today.log"
-    path.write_text("".join(line(t, W, f"192.0.2.{i}", "/gone", 404, f"https://{W}/", HUMAN)
-                            for i, t in enumerate(times)))
-    load(database.dsn, path)
-    with psycopg2.connect(database.dsn) as conn:
-        refresh_days(conn, None, None)
+    _load_and_summarize_today(database, tmp_path, [
+        midnight, midnight + (now - midnight) / 2, now - dt.timedelta(seconds=30)])
     assert query(database.dsn, "SELECT day FROM logpipe_daily_days") == []
     for name in SUMMARY_REPORTS:
         for f in (Filters(), Filters(since=midnight)):
             reported, live, read = both(database.dsn, name, f)
             assert reported == live and read == 0, (name, f)
     assert both(database.dsn, "broken-links", Filters())[0][0][4] == 3
+
+
+def _load_and_summarize_today(database: Database, tmp_path: Path,
+                              times: list[dt.datetime]) -> None:
+    """A broken link followed at each of `times` (one client each), loaded, then the
+    summaries refreshed as a report by the owner would."""
+    path = tmp_path / "today.log"
+    path.write_text("".join(line(t, W, f"192.0.2.{i}", "/gone", 404, f"https://{W}/", HUMAN)
+                            for i, t in enumerate(times)))
+    load(database.dsn, path)
+    with psycopg2.connect(database.dsn) as conn:
+        refresh_days(conn, None, None)
