@@ -552,7 +552,9 @@ BEGIN
                     -- (logpipe_rollup_path): it would gather other paths' referers
                     AND char_length(path) < 500)
       INTO folded, subtracted, hot;
-    PERFORM logpipe_classify_pages();  -- pages added unclassified elsewhere (none by the fold)
+    -- pages from before the asset column (an upgraded schema): the fold classifies its
+    -- own as it adds them
+    PERFORM logpipe_classify_pages();
     WITH pr AS MATERIALIZED (
         DELETE FROM logpipe_pending_referers RETURNING *
     )

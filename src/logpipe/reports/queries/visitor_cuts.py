@@ -80,9 +80,10 @@ def cut_channels(f: Filters, params: dict[str, Any], cut_sql: str,
     hour without a request in the cut one begins at the hour, as its crossing says."""
     cut_hour(f, params)
     vhost = "" if f.vhost is None else " AND {a}.vhost = %(vhost)s"
-    same_visitor = ("{x}.visitor = {p}.visitor AND {x}.vhost IS NOT DISTINCT FROM {p}.vhost"
-                    " AND {x}.remote_host IS NOT DISTINCT FROM {p}.remote_host"
-                    " AND {x}.user_agent IS NOT DISTINCT FROM {p}.user_agent")
+    # a crossing x of the visitor of a row p (the hash first: NULL and '' stay apart)
+    same_visitor = ("x.visitor = p.visitor AND x.vhost IS NOT DISTINCT FROM p.vhost"
+                    " AND x.remote_host IS NOT DISTINCT FROM p.remote_host"
+                    " AND x.user_agent IS NOT DISTINCT FROM p.user_agent")
     ctes = [
         ("cut_rows AS MATERIALIZED (SELECT p.* FROM days s CROSS JOIN LATERAL"
          " logpipe_visit_rows(%(since)s, %(cut_hour)s, %(gap)s, %(vhost)s) p"
@@ -106,11 +107,11 @@ def cut_channels(f: Filters, params: dict[str, Any], cut_sql: str,
         "SELECT p.vhost, logpipe_url_host(p.referer) AS host, count(*) AS visits,"
         " sum(p.hits + coalesce(x.hits, 0)) AS hits"
         f" FROM ({starts}) p LEFT JOIN crossing x ON p.last AND "
-        + same_visitor.format(x="x", p="p")
+        + same_visitor
         + f" WHERE {bot.format(a='p')} GROUP BY 1, 2) g"
         " CROSS JOIN LATERAL logpipe_host_channel(g.host, g.vhost) c",
         "SELECT x.channel, x.source, count(*), sum(x.hits) FROM crossing x"
         " WHERE NOT EXISTS (SELECT FROM cut_rows p WHERE "
-        + same_visitor.format(x="x", p="p") + f") AND {bot.format(a='x')} GROUP BY 1, 2",
+        + same_visitor + f") AND {bot.format(a='x')} GROUP BY 1, 2",
     ]
     return ctes, parts
