@@ -46,10 +46,13 @@ def test_initdb_makes_monthly_partitions_ahead_and_a_default_one(database: Datab
 
 def test_writer_makes_missing_partitions_and_moves_its_rows_into_them(
         database: Database, tmp_path: Path) -> None:
-    """Partitions gone (nobody ran initdb for months): the writer's rows go to the default
-    partition, and the writer makes the partitions at its first pass and moves them."""
+    """Partitions gone (nobody ran initdb for months), old rows waiting in the default
+    partition: the writer's first pass makes the partitions before it loads, so its live
+    rows go straight into theirs, and moves the old rows into partitions of their own."""
     for name in partitions(database.dsn):
         execute(database.dsn, f"DROP TABLE {name}")
+    execute(database.dsn, "INSERT INTO access_log (time, path)"
+                          " VALUES ('2019-03-05 10:00+00', '/waiting')")
     proc = start_logger(database.dsn, tmp_path / "spool")
     assert proc.stdin is not None and proc.stderr is not None
     now = dt.datetime.now(UTC)
@@ -58,11 +61,37 @@ def test_writer_makes_missing_partitions_and_moves_its_rows_into_them(
     current = wait_for(lambda: covering(database.dsn, "now()"), timeout=30,
                        what="the writer to make this month's partition")
     assert covering(database.dsn, "now() + interval '1 month'")
-    wait_for(lambda: rows_per_partition(database.dsn) == {current[0]: 50}, timeout=30,
-             what=lambda: f"rows in {current}: {rows_per_partition(database.dsn)}")
+    wait_for(lambda: rows_per_partition(database.dsn) == {
+        current[0]: 50, "access_log_20190301_20190401": 1}, timeout=30,
+        what=lambda: f"rows in {current}: {rows_per_partition(database.dsn)}")
     proc.stdin.close()
     assert proc.wait(timeout=60) == 0
     assert b"partitions" not in proc.stderr.read()
+
+
+def test_a_writer_on_its_way_out_leaves_old_rows_to_the_next_one(
+        database: Database, tmp_path: Path) -> None:
+    """Old lines piped to a logger that is told to stop land in the default partition and
+    stay there while it exits (moving a backfill can take seconds, and Apache's restart
+    would wait); the next logger's first pass moves them, before it loads anything."""
+    march = dt.datetime(2019, 3, 1, tzinfo=UTC)
+    old = b"".join(line_at(march + dt.timedelta(hours=i), f"/old/{i}") for i in range(30))
+    proc = start_logger(database.dsn, tmp_path / "spool")
+    assert proc.stdin is not None
+    proc.stdin.write(old)
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 0
+    assert database.rows() == 30
+    assert rows_per_partition(database.dsn) == {"access_log_default": 30}
+
+    proc = start_logger(database.dsn, tmp_path / "spool")
+    assert proc.stdin is not None
+    wait_for(lambda: rows_per_partition(database.dsn) == {"access_log_20190301_20190401": 30},
+             timeout=30, what=lambda: f"rows moved: {rows_per_partition(database.dsn)}")
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 0
+    # moving rows between partitions fires no trigger: the rollups counted them once
+    assert scalar(database.dsn, "SELECT sum(hits)::int FROM logpipe_quarters") == 30
 
 
 def test_absurd_times_load_into_the_default_partition(database: Database,

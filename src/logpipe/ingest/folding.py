@@ -1,8 +1,8 @@
 """When the writer folds the report rollups: once the spool is caught up, or every
 FOLD_INTERVAL under sustained load. Folding many batches at once costs PostgreSQL
-far less than folding each. Also when it makes sure access_log has partitions ahead,
-at its first pass, then hourly; and when it summarizes the visits of the last whole
-days: when it is first idle, then hourly."""
+far less than folding each. Also when it makes sure access_log has partitions ahead:
+at the start of its first pass, then hourly, never on the way out; and when it
+summarizes the visits of the last whole days: when it is first idle, then hourly."""
 
 from __future__ import annotations
 
@@ -85,9 +85,15 @@ class FoldPolicy:
             return  # leaving anyway: a lost connection changes nothing
         self.unfolded = False
 
-    def maybe_prepare_partitions(self, conn: Any) -> None:
+    def maybe_prepare_partitions(self, conn: Any, leaving: bool = False) -> None:
         """Partitions ahead, and for old dates loaded into the default partition
-        (sql/005_partitions.sql). Rows load whatever happens here: said once."""
+        (sql/005_partitions.sql). Rows load whatever happens here: said once.
+
+        Not on the way out, unless this writer never checked: moving a backfill's rows
+        out of the default partition can take seconds (~3 s for 440,000 rows), and
+        Apache's restart would wait for it. The next writer's first pass moves them."""
+        if leaving and self.partitions.ran_at is not None:
+            return
         self.partitions.maybe_run(conn, self.clock())
 
     def maybe_summarize_visits(self, conn: Any) -> None:

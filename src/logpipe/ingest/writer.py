@@ -124,12 +124,14 @@ class Writer:
             return None
         progressed = False
         try:
+            # before loading, so that this pass's rows go into their partitions rather
+            # than into the default one, to be moved later
+            self.folds.maybe_prepare_partitions(conn, leaving=self.stop_requested)
             for name in self.catalog.segment_names(self.settings.spool_dir):
                 path = self.settings.spool_dir / name
                 closed = spool.is_closed(path)
                 if closed or include_live:
                     progressed |= self._load_segment(conn, name, path, closed)
-            self.folds.maybe_prepare_partitions(conn)
             # told to stop while loading: drain()'s last fold, cut at a second, folds
             # instead of one that has no bound (Apache's restart would wait for it)
             self._sleep(0)
