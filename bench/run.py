@@ -13,13 +13,16 @@ Sections (see README "Performance"):
            path unique, as a scanner walking random URLs), each beside one COPY of
            the same rows already parsed into a bare table (no index, no trigger: the
            limit) and into access_log as installed, in the writer's 4 MiB transactions
-           without the fold (what the schema costs), and how long the logger took to
-           exit after its last commit;
+           without the fold (what the schema costs), how long the logger took to
+           exit after its last commit, and how long the rollup fold it left pending
+           takes after it;
            apache-log-parser + INSERT/commit per line (on a sample, scaled) and
            apache-log-parser + batched inserts
   cpu      user+sys µs per line of all logpipe processes, and of the PostgreSQL
            backend that loaded the rows
-  apache   requests/s of a private Apache logging to a file vs piping to logpipe
+  apache   requests/s of a private Apache logging to a file vs piping to logpipe,
+           once PostgreSQL has finished the checkpoint and autovacuum the sections
+           before left it
   backlog  peak RSS of each logpipe process while lines arrive with the database
            refusing connections, then the time to drain once it is back
   latency  at 100 lines/s, time from the write on stdin to the row being visible
@@ -127,6 +130,17 @@ class ThrowawayDatabase:
                 return cur.fetchone()[0]
         finally:
             conn.close()
+
+    def seconds_to_run(self, sql: str) -> float:
+        """Run `sql` and commit; how long that took."""
+        conn = psycopg2.connect(self.dsn)
+        conn.autocommit = True
+        started = time.monotonic()
+        with conn.cursor() as cur:
+            cur.execute(sql)
+        elapsed = time.monotonic() - started
+        conn.close()
+        return elapsed
 
     def truncate(self) -> None:
         conn = psycopg2.connect(self.dsn)
@@ -433,15 +447,21 @@ def latency(db: ThrowawayDatabase, spool: Path, seconds: float = 20.0,
 
 
 def apache_requests_per_second(dsn: str | None, seconds: int) -> float:
-    """wrk against a private Apache: logging to a plain file only, or to the file and
-    to logpipe (dsn given). Measured with logpipe on top of the file log, so the
-    ratio is, if anything, unfair to logpipe."""
+    """wrk against a private Apache whose only access log is a plain file, or logpipe
+    (dsn given), as the operator who replaces one with the other has it."""
     import re
 
     sys.path.insert(0, str(ROOT / "tests"))
-    from apache_fixture import ApacheServer  # type: ignore[import-not-found]
+    from apache_fixture import (  # type: ignore[import-not-found]
+        ApacheServer,
+        argv_to_piped_command,
+    )
 
-    server = ApacheServer(dsn or "dbname=unused", log_directives=None if dsn else "")
+    if dsn is None:  # the fixture's ground-truth file log alone
+        server = ApacheServer("dbname=unused", log_directives="")
+    else:
+        server = ApacheServer(dsn, ground_truth=False, log_directives=lambda s: (
+            f'CustomLog "|{argv_to_piped_command(s.logger_argv)}" combined'))
     try:
         server.start(wait_logger=dsn is not None)
         out = subprocess.run(
@@ -456,7 +476,26 @@ def apache_requests_per_second(dsn: str | None, seconds: int) -> float:
     return float(match.group(1))
 
 
+def settle(limit: float = 120.0) -> None:
+    """Let PostgreSQL finish what the sections before left it (a checkpoint of their
+    WAL, autovacuum of the rows they loaded), so that it does not take CPU from the runs
+    of one side of a comparison and not the other."""
+    admin("CHECKPOINT")
+    deadline = time.monotonic() + limit
+    conn = psycopg2.connect(ADMIN_DSN)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        while time.monotonic() < deadline:
+            cur.execute("SELECT count(*) FROM pg_stat_activity"
+                        " WHERE backend_type = 'autovacuum worker'")
+            if cur.fetchone()[0] == 0:
+                break
+            time.sleep(0.5)
+    conn.close()
+
+
 def apache_impact(runs: int, seconds: int) -> dict[str, float]:
+    settle()
     db = ThrowawayDatabase()
     try:
         file_rates, pipe_rates = [], []
@@ -490,7 +529,7 @@ def main() -> int:
     ap.add_argument("--skip", action="append", default=[],
                     choices=["ingest", "unique", "apache", "backlog", "latency"],
                     help="leave a section out (repeatable)")
-    ap.add_argument("--apache-runs", type=int, default=3, help="alternated runs (3)")
+    ap.add_argument("--apache-runs", type=int, default=5, help="alternated runs (5)")
     ap.add_argument("--apache-seconds", type=int, default=8, help="seconds per run (8)")
     args = ap.parse_args()
 
@@ -517,6 +556,10 @@ def main() -> int:
                 run = run_logger(db, shape_path, work / f"spool-{shape}", lines=args.lines)
                 got = int(db.scalar("SELECT count(*) FROM access_log"))  # type: ignore[arg-type]
                 assert got == args.lines, (shape, got)
+                # a file ends within a second or two, so the writer is told to stop while
+                # it loads, and leaves the rollup counts of what it loaded pending (its
+                # last fold is cut at 1 s): the next writer or report folds them, timed here
+                fold = db.seconds_to_run("SELECT logpipe_rollup_fold()")
                 db.truncate()
                 limit = copy_limit(db, shape_data)
                 schema = copy_limit(db, shape_data, installed=True)
@@ -526,6 +569,7 @@ def main() -> int:
                 results["ingest"][shape] = {  # type: ignore[index]
                     "logpipe_lines_per_s": lps, "copy_bare_lines_per_s": limit_lps,
                     "ratio": lps / limit_lps, "exit_after_commit_s": run["exit_after_commit"],
+                    "fold_left_pending_s": fold,
                     "copy_installed_lines_per_s": schema_lps,
                     "logpipe_cpu_us_per_line": run["cpu"] / args.lines * 1e6,
                     "backend_cpu_us_per_line": run["backend_cpu"] / args.lines * 1e6,
@@ -544,6 +588,8 @@ def main() -> int:
                       f" logpipe {lps / schema_lps:.2f} of it)")),
                     ("ingest", f"{label}: logger exit after its last commit",
                      f"{run['exit_after_commit']:.2f} s"),
+                    ("ingest", f"{label}: the rollup fold it left pending, run after",
+                     f"{fold:.1f} s"),
                     ("cpu", f"{label}: all logpipe processes, user+sys",
                      f"{r['logpipe_cpu_us_per_line']:.2f} µs/line"),
                     ("cpu", f"{label}: PostgreSQL backend loading logpipe's rows",

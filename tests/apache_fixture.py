@@ -119,6 +119,7 @@ class ApacheServer:
         combined_format: str = COMBINED,
         mpm: str = "event",
         host: str = "127.0.0.1",  # any address of 127/8: Linux routes all of it to lo
+        ground_truth: bool = True,  # False: no ground-truth log (bench/run.py's only-log runs)
     ) -> None:
         check_prerequisites()
         self.dsn = dsn
@@ -131,6 +132,8 @@ class ApacheServer:
         self.pid_file = self.base / "httpd.pid"
         self.error_log_path = self.logs / "error.log"
         self.ground_truth_path = self.logs / "ground_truth.log"
+        self.ground_truth_directive = (
+            f'CustomLog "{self.ground_truth_path}" combined' if ground_truth else "")
         self.handed_over_path: Path | None = None
         self.host = host
         self.port = free_port(host)
@@ -210,7 +213,7 @@ MaxKeepAliveRequests 1000
 Timeout 30
 LogFormat {self.combined_format} combined
 LogFormat {VHOST_COMBINED} vhost_combined
-CustomLog "{self.ground_truth_path}" combined
+{self.ground_truth_directive}
 {self.log_directives}
 {self.extra_config}
 """)
