@@ -15,7 +15,8 @@ Sections (see README "Performance"):
            limit) and into access_log as installed, in the writer's 4 MiB transactions
            without the fold (what the schema costs), how long the logger took to
            exit after its last commit, and how long the rollup fold it left pending
-           takes after it;
+           takes after it; the three alternated --repeat times (medians, and each
+           round's ratio: this VM's speed drifts by 2x within minutes);
            apache-log-parser + INSERT/commit per line (on a sample, scaled) and
            apache-log-parser + batched inserts
   cpu      user+sys µs per line of all logpipe processes, and of the PostgreSQL
@@ -46,6 +47,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 
@@ -324,6 +326,48 @@ def copy_limit(db: ThrowawayDatabase, data: bytes, installed: bool = False
     return {"seconds": elapsed, "backend_cpu": cpu}
 
 
+def ingest_shape(db: ThrowawayDatabase, data: bytes, path: Path, spool: Path, lines: int,
+                 repeat: int) -> dict[str, Any]:
+    """logpipe, the bare COPY and the COPY into access_log as installed, alternated
+    `repeat` times: medians, and the ratios of each round (this VM's speed drifts by 2x
+    from one minute to the next, so only runs side by side are compared)."""
+    runs, limits, schemas = [], [], []
+    fold = 0.0
+    for round_ in range(repeat):
+        run = run_logger(db, path, spool.with_name(f"{spool.name}-{round_}"), watch=True)
+        got = int(db.scalar("SELECT count(*) FROM access_log"))  # type: ignore[arg-type]
+        assert got == lines, (path, got)
+        if round_ == 0:
+            # a file ends within a second or two, so the writer is told to stop while it
+            # loads, and leaves the rollup counts of what it loaded pending (its last
+            # fold is cut at 1 s): the next writer or report folds them, timed here
+            fold = db.seconds_to_run("SELECT logpipe_rollup_fold()")
+        db.truncate()
+        runs.append(run)
+        limits.append(copy_limit(db, data))
+        schemas.append(copy_limit(db, data, installed=True))
+    ratios = [b["seconds"] / r["seconds"] for r, b in zip(runs, limits)]
+    to_installed = [s["seconds"] / r["seconds"] for r, s in zip(runs, schemas)]
+    installed = [b["seconds"] / s["seconds"] for s, b in zip(schemas, limits)]
+
+    def median_of(items: list[dict[str, float]], key: str) -> float:
+        return statistics.median(item[key] for item in items)
+
+    return {
+        "logpipe_lines_per_s": lines / median_of(runs, "seconds"),
+        "copy_bare_lines_per_s": lines / median_of(limits, "seconds"),
+        "copy_installed_lines_per_s": lines / median_of(schemas, "seconds"),
+        "ratio": statistics.median(ratios), "ratios": ratios,
+        "ratio_to_installed": statistics.median(to_installed),
+        "installed_ratio": statistics.median(installed),
+        "exit_after_commit_s": median_of(runs, "exit_after_commit"),
+        "fold_left_pending_s": fold,
+        "logpipe_cpu_us_per_line": median_of(runs, "cpu") / lines * 1e6,
+        "backend_cpu_us_per_line": median_of(runs, "backend_cpu") / lines * 1e6,
+        "copy_bare_backend_cpu_us_per_line": median_of(limits, "backend_cpu") / lines * 1e6,
+    }
+
+
 def chunks(data: bytes, size: int = 4 << 20) -> Iterator[bytes]:
     start = 0
     while start < len(data):
@@ -544,6 +588,8 @@ def main() -> int:
     ap.add_argument("--skip", action="append", default=[],
                     choices=["ingest", "unique", "apache", "backlog", "latency"],
                     help="leave a section out (repeatable)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="alternated rounds of each ingest measure; medians (3)")
     ap.add_argument("--apache-runs", type=int, default=5, help="alternated runs (5)")
     ap.add_argument("--apache-seconds", type=int, default=8, help="seconds per run (8)")
     args = ap.parse_args()
@@ -568,43 +614,25 @@ def main() -> int:
                 shapes["unique"] = (unique, work / "unique.log")
             results["ingest"] = {}
             for shape, (shape_data, shape_path) in shapes.items():
-                run = run_logger(db, shape_path, work / f"spool-{shape}", watch=True)
-                got = int(db.scalar("SELECT count(*) FROM access_log"))  # type: ignore[arg-type]
-                assert got == args.lines, (shape, got)
-                # a file ends within a second or two, so the writer is told to stop while
-                # it loads, and leaves the rollup counts of what it loaded pending (its
-                # last fold is cut at 1 s): the next writer or report folds them, timed here
-                fold = db.seconds_to_run("SELECT logpipe_rollup_fold()")
-                db.truncate()
-                limit = copy_limit(db, shape_data)
-                schema = copy_limit(db, shape_data, installed=True)
-                lps = args.lines / run["seconds"]
-                limit_lps = args.lines / limit["seconds"]
-                schema_lps = args.lines / schema["seconds"]
-                results["ingest"][shape] = {  # type: ignore[index]
-                    "logpipe_lines_per_s": lps, "copy_bare_lines_per_s": limit_lps,
-                    "ratio": lps / limit_lps, "exit_after_commit_s": run["exit_after_commit"],
-                    "fold_left_pending_s": fold,
-                    "copy_installed_lines_per_s": schema_lps,
-                    "logpipe_cpu_us_per_line": run["cpu"] / args.lines * 1e6,
-                    "backend_cpu_us_per_line": run["backend_cpu"] / args.lines * 1e6,
-                    "copy_bare_backend_cpu_us_per_line":
-                        limit["backend_cpu"] / args.lines * 1e6,
-                }
-                r = results["ingest"][shape]  # type: ignore[index]
+                r = ingest_shape(db, shape_data, shape_path, work / f"spool-{shape}",
+                                 args.lines, args.repeat)
+                results["ingest"][shape] = r  # type: ignore[index]
+                lps, limit_lps = r["logpipe_lines_per_s"], r["copy_bare_lines_per_s"]
                 label = SHAPE_LABELS[shape]
                 rows += [
                     ("ingest", f"{label}: logpipe < file, until committed and exited",
                      f"{lps:,.0f} lines/s  ({r['ratio']:.2f} of the bare COPY)"),
+                    ("ingest", f"{label}: that ratio in each of the {args.repeat} rounds",
+                     "  ".join(f"{x:.2f}" for x in r["ratios"])),
                     ("ingest", f"{label}: one COPY of the parsed rows into a bare table",
                      f"{limit_lps:,.0f} lines/s"),
                     ("ingest", f"{label}: the same into access_log as installed (no fold)",
-                     (f"{schema_lps:,.0f} lines/s  ({schema_lps / limit_lps:.2f} of the bare;"
-                      f" logpipe {lps / schema_lps:.2f} of it)")),
+                     (f"{r['copy_installed_lines_per_s']:,.0f} lines/s  ({r['installed_ratio']:.2f} of the bare;"
+                      f" logpipe {r['ratio_to_installed']:.2f} of it)")),
                     ("ingest", f"{label}: logger exit after its last commit",
-                     f"{run['exit_after_commit']:.2f} s"),
+                     f"{r['exit_after_commit_s']:.2f} s"),
                     ("ingest", f"{label}: the rollup fold it left pending, run after",
-                     f"{fold:.1f} s"),
+                     f"{r['fold_left_pending_s']:.1f} s"),
                     ("cpu", f"{label}: all logpipe processes, user+sys",
                      f"{r['logpipe_cpu_us_per_line']:.2f} µs/line"),
                     ("cpu", f"{label}: PostgreSQL backend loading logpipe's rows",

@@ -485,9 +485,13 @@ $fn$;
 -- SECURITY DEFINER (search_path pinned below), so that a writer role that may only
 -- add rows (`logpipe initdb --writer-role`) keeps the rollups exact without any right
 -- on them: granted EXECUTE, it can fold the pending counts, nothing else.
+--
+-- No merge joins: the pending rows' groups are CTEs the planner guesses at a tenth of
+-- their size, and it joined a burst of new pages to their ids by sorting both sides
+-- (900,000 new pages: 18.0 -> 16.0 s with a hash join).
 CREATE OR REPLACE FUNCTION logpipe_rollup_fold(hot_hits bigint DEFAULT 100000)
 RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET enable_mergejoin = off AS $$
 DECLARE
     folded bigint;
     subtracted boolean;
