@@ -127,7 +127,9 @@ def query_referers(f: Filters) -> tuple[str, dict[str, Any]]:
         if f.vhost is not None:
             rollup_where.append("r.vhost = %(vhost)s")
         counts = hot_path_counts(all_of(rollup_where), inside)
-        hot_part = (f"SELECT nullif(r.vhost, '') AS vhost, r.referer, sum({counted}) AS hits"
+        # bigint, not sum()'s numeric: the groups above add and compare it again
+        hot_part = (f"SELECT nullif(r.vhost, '') AS vhost, r.referer,"
+                    f" sum({counted})::bigint AS hits"
                     f" FROM ({counts}) r GROUP BY 1, 2 UNION ALL ")
         if edges is not None:
             # Through the time index alone: `path || ''` keeps the planner off the path
