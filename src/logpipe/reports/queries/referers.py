@@ -93,20 +93,27 @@ NEGATED_COLUMNS = "r.vhost, r.referer, -r.hits, -r.bot_hits"
 def hot_path_counts(where: str, inside: str | None) -> str:
     """The rows (vhost, referer, hits, bot_hits) of logpipe_path_referers* AS r and the
     pending counts, each meeting `where` (the path, the vhost), that add up to a hot
-    path's referers over the whole hours `inside` (all time for None)."""
+    path's referers over the whole hours `inside` (all time for None). The rows of the
+    all-time counts are one per (vhost, referer) already; the hourly and pending ones,
+    one per hour, are added up per (vhost, referer) here, so that no more rows than
+    that go on to have their referer's host found."""
     pending = "logpipe_pending_referers r"
-    if inside is None:  # the pending rows (one per hour) as one per (vhost, referer)
+    per_pair = ("r.vhost, r.referer, sum(r.hits)::bigint AS hits,"
+                " sum(r.bot_hits)::bigint AS bot_hits")
+    if inside is None:
         return (f"SELECT {ROLLUP_COLUMNS} FROM logpipe_path_referers r WHERE {where}"
-                f" UNION ALL SELECT r.vhost, r.referer, sum(r.hits)::bigint,"
-                f" sum(r.bot_hits)::bigint FROM {pending} WHERE {where} GROUP BY 1, 2")
+                f" UNION ALL SELECT {per_pair} FROM {pending} WHERE {where} GROUP BY 1, 2")
     hourly = "logpipe_path_referers_hourly r"
-    return (f"SELECT {ROLLUP_COLUMNS} FROM {hourly} WHERE {where} AND {inside}"
-            f" AND {INSIDE_IS_LESS}"
+    negated = ("r.vhost, r.referer, -sum(r.hits)::bigint AS hits,"
+               " -sum(r.bot_hits)::bigint AS bot_hits")
+    return (f"SELECT {per_pair} FROM {hourly} WHERE {where} AND {inside}"
+            f" AND {INSIDE_IS_LESS} GROUP BY 1, 2"
             f" UNION ALL SELECT {ROLLUP_COLUMNS} FROM logpipe_path_referers r"
             f" WHERE {where} AND NOT {INSIDE_IS_LESS}"
-            f" UNION ALL SELECT {NEGATED_COLUMNS} FROM {hourly}"
-            f" WHERE {where} AND NOT ({inside}) AND NOT {INSIDE_IS_LESS}"
-            f" UNION ALL SELECT {ROLLUP_COLUMNS} FROM {pending} WHERE {where} AND {inside}")
+            f" UNION ALL SELECT {negated} FROM {hourly}"
+            f" WHERE {where} AND NOT ({inside}) AND NOT {INSIDE_IS_LESS} GROUP BY 1, 2"
+            f" UNION ALL SELECT {per_pair} FROM {pending} WHERE {where} AND {inside}"
+            " GROUP BY 1, 2")
 
 
 def query_referers(f: Filters) -> tuple[str, dict[str, Any]]:
@@ -128,21 +135,16 @@ def query_referers(f: Filters) -> tuple[str, dict[str, Any]]:
         rollup_where = [hot, "r.path = %(path)s"]
         if f.vhost is not None:
             rollup_where.append("r.vhost = %(vhost)s")
-        counts = hot_path_counts(all_of(rollup_where), inside)
-        if inside is None:
-            # all time: a row per (vhost, referer) of the rollup and of what is pending
-            # (maybe below zero: rows deleted), added up below only, per referer, not
-            # first per (vhost, referer) (25,000 rows for the most requested page: ~20
-            # ms). A (vhost, referer)'s counts add up to its requests, never below zero,
-            # so a referer's sum is above zero exactly when one of its (vhost, referer)'s is.
+        if inside != "false":  # some whole hour inside the window, or all time
+            counts = hot_path_counts(all_of(rollup_where), inside)
             hot_part = (f"SELECT nullif(r.vhost, '') AS vhost, r.referer, {counted} AS hits"
                         f" FROM ({counts}) r UNION ALL ")
-            kept = f" WHERE NOT {SAME_SITE} GROUP BY g.referer HAVING sum(g.hits) > 0"
-        else:  # a row per hour: grouped first, so that each referer's host is found once
-            # bigint, not sum()'s numeric: the groups below add it up again
-            hot_part = (f"SELECT nullif(r.vhost, '') AS vhost, r.referer,"
-                        f" sum({counted})::bigint AS hits"
-                        f" FROM ({counts}) r GROUP BY 1, 2 UNION ALL ")
+        # Added up below only, per referer, not first per (vhost, referer) (25,000 rows
+        # for the most requested page: ~20 ms); some rows are below zero (the hours
+        # outside a window, rows deleted). A (vhost, referer)'s counts add up to its
+        # requests, never below zero, so a referer's sum is above zero exactly when one
+        # of its (vhost, referer)'s is.
+        kept = f" WHERE NOT {SAME_SITE} GROUP BY g.referer HAVING sum(g.hits) > 0"
         if edges is not None:
             # Through the time index alone: `path || ''` keeps the planner off the path
             # index, which holds every request of a hot path (hundreds of thousands).
