@@ -87,7 +87,9 @@ INSIDE_IS_LESS = (
     " FROM logpipe_path_referers_hourly r WHERE r.path = %(path)s)"
 )
 ROLLUP_COLUMNS = "r.vhost, r.referer, r.hits, r.bot_hits"
-NEGATED_COLUMNS = "r.vhost, r.referer, -r.hits, -r.bot_hits"
+# the same of rows grouped per (vhost, referer), added up, or taken away
+SUMMED_COLUMNS = "r.vhost, r.referer, sum(r.hits)::bigint AS hits, sum(r.bot_hits)::bigint AS bot_hits"
+NEGATED_SUMS = "r.vhost, r.referer, -sum(r.hits)::bigint AS hits, -sum(r.bot_hits)::bigint AS bot_hits"
 
 
 def hot_path_counts(where: str, inside: str | None) -> str:
@@ -98,21 +100,18 @@ def hot_path_counts(where: str, inside: str | None) -> str:
     one per hour, are added up per (vhost, referer) here, so that no more rows than
     that go on to have their referer's host found."""
     pending = "logpipe_pending_referers r"
-    per_pair = ("r.vhost, r.referer, sum(r.hits)::bigint AS hits,"
-                " sum(r.bot_hits)::bigint AS bot_hits")
     if inside is None:
         return (f"SELECT {ROLLUP_COLUMNS} FROM logpipe_path_referers r WHERE {where}"
-                f" UNION ALL SELECT {per_pair} FROM {pending} WHERE {where} GROUP BY 1, 2")
+                f" UNION ALL SELECT {SUMMED_COLUMNS} FROM {pending} WHERE {where}"
+                " GROUP BY 1, 2")
     hourly = "logpipe_path_referers_hourly r"
-    negated = ("r.vhost, r.referer, -sum(r.hits)::bigint AS hits,"
-               " -sum(r.bot_hits)::bigint AS bot_hits")
-    return (f"SELECT {per_pair} FROM {hourly} WHERE {where} AND {inside}"
+    return (f"SELECT {SUMMED_COLUMNS} FROM {hourly} WHERE {where} AND {inside}"
             f" AND {INSIDE_IS_LESS} GROUP BY 1, 2"
             f" UNION ALL SELECT {ROLLUP_COLUMNS} FROM logpipe_path_referers r"
             f" WHERE {where} AND NOT {INSIDE_IS_LESS}"
-            f" UNION ALL SELECT {negated} FROM {hourly}"
+            f" UNION ALL SELECT {NEGATED_SUMS} FROM {hourly}"
             f" WHERE {where} AND NOT ({inside}) AND NOT {INSIDE_IS_LESS} GROUP BY 1, 2"
-            f" UNION ALL SELECT {per_pair} FROM {pending} WHERE {where} AND {inside}"
+            f" UNION ALL SELECT {SUMMED_COLUMNS} FROM {pending} WHERE {where} AND {inside}"
             " GROUP BY 1, 2")
 
 
