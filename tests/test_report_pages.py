@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import psycopg2
 from conftest import Database, execute, fresh_database, query
 from pages_support import (
     ALL,
@@ -23,7 +24,7 @@ from reports_support import S, W, as_json, loaded_fixture  # noqa: F401 - the `l
 from reports_support import view as view_rows
 
 from logpipe.reports.filters import Filters
-from logpipe.reports.queries.pages import RollupRange, query_pages
+from logpipe.reports.queries.pages import RollupRange, candidates, query_pages
 
 
 def test_pages_windows(loaded: Database) -> None:
@@ -214,3 +215,74 @@ def test_slashes_make_one_page(database: Database) -> None:
     assert as_json(dsn, "static") == [{"vhost": None, "path": "/s.css", "hits": 2, "bytes": 2}]
     assert view_rows(dsn, "SELECT path, hits FROM report_pages") == [
         ("/x", 3), ("/y/", 2), ("/y", 1)]
+
+
+# Pages of two vhosts, GET 200: a.test's most requested of all time are the window's too;
+# b.test's pages were requested most long ago, and /late, new, is first in the window.
+SETTLED, UNSETTLED = "a.test", "b.test"
+WINDOW = "2024-09-25T06:00:00Z"  # 16 of the rollup's 40 days: a long window
+
+
+def _requests(vhost: str, path: str, day: str, count: int) -> str:
+    return ("INSERT INTO access_log (time, vhost, method, path, status, bytes, user_agent)"
+            f" SELECT '{day}T12:00:00Z'::timestamptz + i * interval '1 second', '{vhost}',"
+            f" 'GET', '{path}', 200, 10, 'x' FROM generate_series(1, {count}) i;")
+
+
+def _direct(dsn: str, limit: int, vhost: str | None = None) -> list[dict]:
+    """pages since WINDOW counted in access_log itself, as the report ranks them."""
+    rows = query(dsn, "SELECT vhost, path, count(*), sum(bytes) FROM access_log"
+                      " WHERE time >= %s AND coalesce(vhost = %s, true)"
+                      " GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT %s", (WINDOW, vhost, limit))
+    return [{"vhost": v, "path": p, "hits": h, "bytes": b} for v, p, h, b in rows]
+
+
+def _everyone_counted(dsn: str, f: Filters) -> bool:
+    """Whether pages' query for `f` counted every page (its one-time filter let that
+    branch run), from the plan of a run of it."""
+    days = RollupRange(*query(dsn, "SELECT min(day), max(day) FROM logpipe_rollup_daily")[0])
+    sql, params = query_pages(f, days)
+    assert "verdict" in sql  # the query that can settle on a few pages
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+            plan = cur.fetchone()[0][0]["Plan"]
+    finally:
+        conn.close()
+
+    def gated(node: dict) -> list[dict]:  # the node(s) under the NOT verdict filter
+        found = [node] if node.get("One-Time Filter", "").startswith("(NOT") else []
+        return found + [n for child in node.get("Plans", []) for n in gated(child)]
+
+    [gate] = gated(plan)
+    [branch] = [n for n in gate["Plans"] if n["Parent Relationship"] == "Outer"]
+    return branch["Actual Loops"] > 0
+
+
+def test_pages_settled_by_the_pages_most_requested_of_all_time(database: Database) -> None:
+    """A long window is counted for the pages with the most requests of all time first
+    (candidates()); when their counts settle the top --limit, no other page is counted,
+    else every page is. Either way the rows are the direct count's."""
+    dsn = database.dsn
+    statements = []
+    for i in range(70):
+        path = f"/p{i:02d}"
+        statements.append(_requests(SETTLED, path, "2024-09-01", 70 - i))  # outside
+        statements.append(_requests(SETTLED, path, "2024-10-10", 10 * (70 - i)))  # inside
+        statements.append(_requests(UNSETTLED, path, "2024-09-01", 1000 - 10 * i))
+        statements.append(_requests(UNSETTLED, path, "2024-10-09", 70 - i))
+    statements.append(_requests(UNSETTLED, "/late", "2024-10-09", 500))
+    execute(dsn, "".join(statements))
+    limit = 3
+    assert candidates(limit) < 70  # /late is no candidate on b.test
+    for vhost in (SETTLED, UNSETTLED, None):
+        args = ["--vhost", vhost] if vhost else []
+        for n in (limit, 20):
+            assert as_json(dsn, "pages", "--since", WINDOW, "--limit", str(n), *args) \
+                == _direct(dsn, n, vhost)
+    assert as_json(dsn, "pages", "--since", WINDOW, "--vhost", UNSETTLED, "--limit", "1") \
+        == [{"vhost": UNSETTLED, "path": "/late", "hits": 500, "bytes": 5000}]
+    since = dt.datetime(2024, 9, 25, 6, tzinfo=dt.timezone.utc)
+    assert not _everyone_counted(dsn, Filters(since=since, vhost=SETTLED, limit=limit))
+    assert _everyone_counted(dsn, Filters(since=since, vhost=UNSETTLED, limit=limit))

@@ -138,7 +138,26 @@ def _ranked(f: Filters, days: RollupRange, asset: bool | None, hits: str,
             " ORDER BY hits DESC, c.vhost, c.path" + limit_clause(f, params)
         )
         return sql, params
-    w, params = _window(f, days, (hits, bytes_))
+    everyone = _every_page_ranked(f, days, asset, hits, bytes_)
+    if not f.limit or f.path is not None or not _window_is_long(f, days):
+        return everyone
+    return _first_pages_ranked(f, days, asset, hits, bytes_, everyone)
+
+
+def _window_is_long(f: Filters, days: RollupRange) -> bool:
+    """Whether the window holds at least a fifth of the rollup's days: then a page's
+    requests of all time are a bound close enough for _first_pages_ranked to settle the
+    top pages (a shorter window holds too few of them: every page is counted)."""
+    lo = None if f.since is None else _split(f.since)[0]
+    hi = None if f.until is None else _split(f.until)[0]
+    inside, outside = _days_inside_outside(days, lo, hi)
+    return inside * 4 >= outside
+
+
+def _ranked_from(f: Filters, w: _Window, asset: bool | None, hits: str, bytes_: str,
+                 params: dict[str, Any], ahead: str = "") -> tuple[str, str]:
+    """The ranking of _ranked over the pages of the window `w`, as its CTEs (m, `ahead`,
+    which may read m, and c) and the query that reads them."""
     kept = [] if asset is None else [page_asset("p", asset)]
     c = (f"SELECT p.id, p.vhost, p.path, {w.measure(f, hits)} AS hits,"
          f" {w.measure(f, bytes_)} AS bytes FROM {w.pages()}"
@@ -149,9 +168,9 @@ def _ranked(f: Filters, days: RollupRange, asset: bool | None, hits: str,
     # read twice: kept once (the sums are costly) unless they are the totals alone, which
     # the second reading looks up by id.
     materialized = "MATERIALIZED" if w.sums else "NOT MATERIALIZED"
-    sql = (
-        f"WITH c AS {materialized} ({c}), m AS MATERIALIZED ({MERGED})"
-        " SELECT nullif(r.vhost, '') AS vhost, nullif(r.path, '') AS path,"
+    return (
+        f"m AS MATERIALIZED ({MERGED}), {ahead}c AS {materialized} ({c})",
+        "SELECT nullif(r.vhost, '') AS vhost, nullif(r.path, '') AS path,"
         " r.hits::bigint AS hits, r.bytes::bigint AS bytes"
         " FROM (SELECT c.vhost, logpipe_page_path(c.path) AS path, c.hits, c.bytes FROM c"
         " WHERE NOT EXISTS (SELECT FROM m WHERE m.id = c.id)"
@@ -159,7 +178,62 @@ def _ranked(f: Filters, days: RollupRange, asset: bool | None, hits: str,
         " FROM m JOIN c ON c.id = m.id GROUP BY m.vhost, m.path) r WHERE r.hits > 0"
         " ORDER BY r.hits DESC, r.vhost, r.path" + limit_clause(f, params)
     )
-    return sql, params
+
+
+def _every_page_ranked(f: Filters, days: RollupRange, asset: bool | None, hits: str,
+                       bytes_: str) -> tuple[str, dict[str, Any]]:
+    """_ranked's query counting every page in the window."""
+    w, params = _window(f, days, (hits, bytes_))
+    ctes, ranking = _ranked_from(f, w, asset, hits, bytes_, params)
+    return f"WITH {ctes} {ranking}", params
+
+
+def candidates(limit: int) -> int:
+    """How many pages, those with the most requests of all time, _first_pages_ranked
+    counts in the window: enough that their counts usually settle the top --limit."""
+    return 5 * limit + 50
+
+
+def _first_pages_ranked(f: Filters, days: RollupRange, asset: bool | None, hits: str,
+                        bytes_: str, everyone: tuple[str, dict[str, Any]]
+                        ) -> tuple[str, dict[str, Any]]:
+    """_ranked's query reading ~100 pages instead of all of them (~100,000 rows: ~100
+    ms), when that gives the same rows, else `everyone`: the one is a one-time filter.
+
+    A page has no more requests in any window than of all time (in its logpipe_pages
+    totals, with the same --humans/--bots). So the candidates, the pages with the most
+    of all time (plus the few sharing a collapsed path, MERGED, counted whole), are
+    counted in the window; if the --limit-th of them has more requests in the window
+    than the next page has of all time (the bound), no other page can be in the top
+    --limit, which is then exact. Otherwise (a page that was popular long ago), every
+    page is counted. One scan of logpipe_pages picks the candidates: no index on the
+    counts, which the fold updates at every pass.
+    """
+    w, params = _window(f, days, (hits, bytes_), pages_in="SELECT pick.id FROM pick")
+    params["candidates"] = candidates(f.limit or 0)
+    kept = [] if asset is None else [page_asset("p", asset)]
+    bound = _measures(f, "p")[MEASURES.index(hits)]
+    page_filter = _page_conditions(f, params, "p")
+    ahead = (
+        f"cand AS MATERIALIZED (SELECT p.id, {bound} AS bound FROM logpipe_pages p"
+        f" WHERE {all_of([*page_filter, *kept, 'NOT EXISTS (SELECT FROM m WHERE m.id = p.id)'])}"
+        " ORDER BY bound DESC LIMIT %(candidates)s + 1),"
+        " pick AS (SELECT id FROM (SELECT id FROM cand ORDER BY bound DESC"
+        " LIMIT %(candidates)s) n UNION ALL SELECT id FROM m),"
+    )
+    ctes, first = _ranked_from(f, w, asset, hits, bytes_, params, ahead)
+    outside = ("coalesce((SELECT bound FROM cand ORDER BY bound DESC"
+               " OFFSET %(candidates)s LIMIT 1), 0)")
+    sql = (
+        f"WITH {ctes}, t AS MATERIALIZED ({first}), verdict AS MATERIALIZED (SELECT"
+        f" {outside} <= 0 OR (SELECT count(*) = %(limit)s AND min(t.hits) > {outside} FROM t)"
+        " AS exact)"
+        " SELECT * FROM (SELECT * FROM t WHERE (SELECT exact FROM verdict)"
+        f" UNION ALL SELECT * FROM ({everyone[0]}) e WHERE NOT (SELECT exact FROM verdict)) r"
+        # as _ranked_from orders them: its '' are NULL here
+        " ORDER BY r.hits DESC, coalesce(r.vhost, ''), coalesce(r.path, '')"
+    )
+    return sql, {**everyone[1], **params}
 
 
 def query_counts(f: Filters, days: RollupRange) -> tuple[str, dict[str, Any]]:
@@ -196,13 +270,16 @@ class _Window:
     totals: bool
     sums: tuple[_Sums, ...]
     where: str = "true"
+    pages_in: str | None = None  # a query of the ids of the only pages counted
 
     def pages(self) -> str:
         """FROM items p and the sums. Always from the pages, the sums joined to them: a
         hash of each sum (one row per page, which the planner knows of a GROUP BY
         subquery) and one scan of the pages."""
-        p = (f"(SELECT * FROM logpipe_pages p WHERE {self.where}) p" if self.totals
-             else "logpipe_pages p")
+        where = ([self.where] if self.totals else []) + (
+            [f"p.id IN ({self.pages_in})"] if self.pages_in else [])
+        p = f"(SELECT * FROM logpipe_pages p WHERE {all_of(where)}) p" if where \
+            else "logpipe_pages p"
         return p + "".join(f" LEFT JOIN ({s.sql}) {s.name} ON {s.on}" for s in self.sums)
 
     def conditions(self) -> list[str]:
@@ -217,10 +294,11 @@ class _Window:
         return " + ".join(terms + [f"coalesce({s.name}.{name}, 0)" for s in self.sums])
 
 
-def _window(f: Filters, days: RollupRange, needed: tuple[str, ...] = MEASURES
-            ) -> tuple[_Window, dict[str, Any]]:
+def _window(f: Filters, days: RollupRange, needed: tuple[str, ...] = MEASURES,
+            pages_in: str | None = None) -> tuple[_Window, dict[str, Any]]:
     """Where the counts per page in [since, until) come from, for the filters but --limit
-    and --source; whole days are added up for the `needed` MEASURES only.
+    and --source; whole days are added up for the `needed` MEASURES only, and for the
+    pages whose ids the query `pages_in` yields only, if given.
 
     Rows in [since, until) = rows before until - rows before since, each counted as
     whole rollup days plus part of a day from access_log (see _split). The whole days
@@ -232,42 +310,58 @@ def _window(f: Filters, days: RollupRange, needed: tuple[str, ...] = MEASURES
     params: dict[str, Any] = {}
     if (f.since is not None and f.until is not None and not f.pruned(f.since)
             and f.until - f.since <= dt.timedelta(days=1)):
-        return _Window(False, (_raw_part(f, params),)), params
+        return _Window(False, (_raw_part(f, params, pages_in=pages_in),),
+                       pages_in=pages_in), params
     page_filter = _page_conditions(f, params, "p")  # on logpipe_pages AS p
     sums = []
     lo = hi = None
     if f.since is not None:
         lo, span, sign = _split(f.since, f.pruned(f.since))
         if span:
-            sums.append(_raw_part(f, params, span, -sign, "lo"))
+            sums.append(_raw_part(f, params, span, -sign, "lo", pages_in))
     if f.until is not None:
         hi, span, sign = _split(f.until, f.pruned(f.until))
         if span:
-            sums.append(_raw_part(f, params, span, sign, "hi"))
+            sums.append(_raw_part(f, params, span, sign, "hi", pages_in))
     params["lo_day"], params["hi_day"] = lo, hi
 
     def rollup(day_conditions: list[str], sign: int) -> _Sums:
-        where = [f"({' OR '.join(day_conditions)})"] if day_conditions else []
+        """Whole days meeting one of `day_conditions` (on {day}) added up per page."""
+        where = [f"({' OR '.join(day_conditions)})".format(day="r.day")] if day_conditions \
+            else []
         if page_filter:
             where.append("r.page_id IN (SELECT p.id FROM logpipe_pages p"
                          f" WHERE {all_of(page_filter)})")
         sums = ", ".join(f"sum({sign} * ({m}))::bigint AS {name}"
                          for m, name in zip(_measures(f, "r"), MEASURES) if name in needed)
+        rows = "logpipe_rollup_daily r"
+        if pages_in:  # a few pages: each of their days looked up by the key (day, page)
+            chosen = [f"({' OR '.join(day_conditions)})".format(day="s.day")] \
+                if day_conditions else []
+            rows = (f"({pages_in}) k CROSS JOIN (SELECT s.day FROM {ROLLUP_DAYS} s"
+                    f" WHERE {all_of(chosen)}) s JOIN logpipe_rollup_daily r"
+                    " ON r.day = s.day AND r.page_id = k.id")
         # grouped on the rollup's own column: the planner knows how many pages it holds
-        return _Sums("d", f"SELECT r.page_id, {sums} FROM logpipe_rollup_daily r"
+        return _Sums("d", f"SELECT r.page_id, {sums} FROM {rows}"
                           f" WHERE {all_of(where)} GROUP BY r.page_id", "d.page_id = p.id",
                      "page_id")
 
     inside, outside = _days_inside_outside(days, lo, hi)
     if outside < inside:  # the totals minus the whole days outside the window
-        outer = ((["r.day < %(lo_day)s"] if lo is not None else [])
-                 + (["r.day >= %(hi_day)s"] if hi is not None else []))
+        outer = ((["{day} < %(lo_day)s"] if lo is not None else [])
+                 + (["{day} >= %(hi_day)s"] if hi is not None else []))
         if outer:
             sums.insert(0, rollup(outer, -1))
-        return _Window(True, tuple(sums), all_of(page_filter)), params
-    inner = (["r.day >= %(lo_day)s"] if lo else []) + (["r.day < %(hi_day)s"] if hi else [])
+        return _Window(True, tuple(sums), all_of(page_filter), pages_in), params
+    inner = (["{day} >= %(lo_day)s"] if lo else []) + (["{day} < %(hi_day)s"] if hi else [])
     sums.insert(0, rollup([all_of(inner)], 1))
-    return _Window(False, tuple(sums)), params
+    return _Window(False, tuple(sums), pages_in=pages_in), params
+
+
+# Every day from the daily rollup's first to its last, read at the ends of its key.
+ROLLUP_DAYS = ("(SELECT d::date AS day FROM generate_series((SELECT min(day) FROM"
+               " logpipe_rollup_daily), (SELECT max(day) FROM logpipe_rollup_daily),"
+               " interval '1 day') d)")
 
 
 def _measures(f: Filters, alias: str) -> list[str]:
@@ -332,11 +426,14 @@ def _raw_conditions(f: Filters, params: dict[str, Any], time: bool = True) -> li
 
 def _raw_part(f: Filters, params: dict[str, Any],
               span: tuple[dt.datetime, dt.datetime] | None = None, sign: int = 1,
-              name: str = "") -> _Sums:
-    """Pages counted in access_log, signed: within `span`, else within [since, until).
-    Keyed as the rollups key pages, and joined to logpipe_pages on that key by the query
-    that reads the pages anyway."""
+              name: str = "", pages_in: str | None = None) -> _Sums:
+    """Pages counted in access_log, signed: within `span`, else within [since, until);
+    only those whose ids `pages_in` yields, if given. Keyed as the rollups key pages, and
+    joined to logpipe_pages on that key by the query that reads the pages anyway."""
     where = _raw_conditions(f, params, time=span is None)
+    if pages_in:
+        where.append(f"({ROLLUP_VHOST}, {ROLLUP_PATH}) IN (SELECT p.vhost, p.path"
+                     f" FROM logpipe_pages p WHERE p.id IN ({pages_in}))")
     if span is not None:
         params[f"{name}_start"], params[f"{name}_end"] = span
         where.append(f"a.time >= %({name}_start)s AND a.time < %({name}_end)s")
