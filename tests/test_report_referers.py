@@ -73,6 +73,20 @@ def test_hot_paths_answer_referers_from_their_own_rollup(
                           "SELECT DISTINCT path FROM logpipe_pages WHERE hits > 0))")
     assert scalar(database.dsn, "SELECT count(*) FROM logpipe_hot_paths") == 11
     assert referer_answers(database.dsn, paths) == from_index
+    # each key keeps its referer's host and whether it is the vhost's own...
+    unknown = ("SELECT count(*) FROM logpipe_path_referers WHERE own IS NULL"
+               " OR host IS DISTINCT FROM logpipe_url_host(referer)")
+    assert scalar(database.dsn, unknown) == 0
+    assert scalar(database.dsn, "SELECT count(*) FROM logpipe_path_referers WHERE own") > 0
+    # ...keys counted before those columns are tested as the report runs...
+    execute(database.dsn, "UPDATE logpipe_path_referers SET host = NULL, own = NULL"
+                          " WHERE path = '/'")
+    assert referer_answers(database.dsn, paths) == from_index
+    # ...and initdb finds them once
+    execute(database.dsn, "ALTER TABLE logpipe_path_referers DROP COLUMN host, DROP COLUMN own")
+    database.initdb()
+    assert scalar(database.dsn, unknown) == 0
+    assert referer_answers(database.dsn, paths) == from_index
     # the CLI reads the rollup for a hot path (a count changed by hand shows)...
     execute(database.dsn, "UPDATE logpipe_path_referers SET hits = hits + 1000"
                           " WHERE path = '/' AND referer = 'https://www.google.com/'")
@@ -129,12 +143,21 @@ def test_logs_without_vhost_and_site_hosts(database: Database) -> None:
         {"referer": "https://www.example.org/b", "hits": 1}]
     assert as_json(database.dsn, "broken-links") == []
     assert report_ok(database.dsn, "pages").splitlines()[0].split() == ["path", "hits", "bytes"]
+    # /a hot: its referers' hosts are kept, the site's hosts looked up as the report runs
+    execute(database.dsn, "SELECT logpipe_promote_hot_paths(ARRAY['/a'])")
+    assert as_json(database.dsn, "referers", "--path", "/a") == [
+        {"referer": "https://blog.example.org/", "hits": 1},
+        {"referer": "https://www.example.org/b", "hits": 1}]
     conn = psycopg2.connect(database.dsn)
     with conn, conn.cursor() as cur:
         cur.execute("INSERT INTO logpipe_site_hosts VALUES ('www.example.org')")
     conn.close()
     assert as_json(database.dsn, "referers") == [
         {"referer": "https://blog.example.org/", "hits": 1}]
+    assert query(database.dsn, "SELECT path FROM logpipe_hot_paths") == [("/a",)]
+    for since in ((), ("--since", "2024-10-10T09:30:00Z")):  # all time; hours and an edge
+        assert as_json(database.dsn, "referers", "--path", "/a", *since) == [
+            {"referer": "https://blog.example.org/", "hits": 1}]
     assert view(database.dsn, "SELECT referer, path, hits FROM report_broken_links") == [
         ("https://www.example.org/a", "/missing", 1)]
 

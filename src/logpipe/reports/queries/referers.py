@@ -16,6 +16,12 @@ SAME_SITE = (
     " OR r.host = ANY (ARRAY(SELECT host FROM logpipe_site_hosts)), false)"
 )
 REFERER_HOST = "CROSS JOIN LATERAL (SELECT logpipe_url_host(g.referer) AS host OFFSET 0) r"
+# For `referers`, whose rows g may say already whether the referer is external
+# (g.external, from a hot path's counts, which keep the referer's host): the host of the
+# others only, and the test.
+UNKNOWN_HOST = ("CROSS JOIN LATERAL (SELECT CASE WHEN g.external IS NULL"
+                " THEN logpipe_url_host(g.referer) END AS host OFFSET 0) r")
+EXTERNAL = f"coalesce(g.external, NOT {SAME_SITE})"
 
 # The conditions of the two report indexes (sql/010_indexes.sql), word for word, so that
 # the planner sees each branch's index as usable: rows whose entry fits a btree entry
@@ -86,10 +92,15 @@ INSIDE_IS_LESS = (
     " <= (max(r.hour) - min(r.hour)) / 2, true)"
     " FROM logpipe_path_referers_hourly r WHERE r.path = %(path)s)"
 )
-ROLLUP_COLUMNS = "r.vhost, r.referer, r.hits, r.bot_hits"
+# With whether the referer is external, from its stored host and own flag (NULL for a
+# row from before those: tested as the report runs, like the other rows).
+ROLLUP_COLUMNS = ("r.vhost, r.referer, r.hits, r.bot_hits, NOT (r.own OR coalesce(r.host"
+                  " = ANY (ARRAY(SELECT host FROM logpipe_site_hosts)), false)) AS external")
 # the same of rows grouped per (vhost, referer), added up, or taken away
-SUMMED_COLUMNS = "r.vhost, r.referer, sum(r.hits)::bigint AS hits, sum(r.bot_hits)::bigint AS bot_hits"
-NEGATED_SUMS = "r.vhost, r.referer, -sum(r.hits)::bigint AS hits, -sum(r.bot_hits)::bigint AS bot_hits"
+SUMMED_COLUMNS = ("r.vhost, r.referer, sum(r.hits)::bigint AS hits,"
+                  " sum(r.bot_hits)::bigint AS bot_hits, NULL::boolean AS external")
+NEGATED_SUMS = ("r.vhost, r.referer, -sum(r.hits)::bigint AS hits,"
+                " -sum(r.bot_hits)::bigint AS bot_hits, NULL::boolean AS external")
 
 
 def hot_path_counts(where: str, inside: str | None) -> str:
@@ -123,7 +134,7 @@ def query_referers(f: Filters) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {}
     where = ["a.referer IS NOT NULL", "a.referer <> ''", *conditions(f, params)]
     hot_part = ""
-    kept = f" WHERE NOT {SAME_SITE} AND g.hits > 0 GROUP BY g.referer"
+    kept = f" WHERE {EXTERNAL} AND g.hits > 0 GROUP BY g.referer"
     # the referer rollup has no sources: --source reads access_log
     if f.path is not None and not f.sources:
         hot = "EXISTS (SELECT FROM logpipe_hot_paths WHERE path = %(path)s)"
@@ -136,28 +147,30 @@ def query_referers(f: Filters) -> tuple[str, dict[str, Any]]:
             rollup_where.append("r.vhost = %(vhost)s")
         if inside != "false":  # some whole hour inside the window, or all time
             counts = hot_path_counts(all_of(rollup_where), inside)
-            hot_part = (f"SELECT nullif(r.vhost, '') AS vhost, r.referer, {counted} AS hits"
-                        f" FROM ({counts}) r UNION ALL ")
+            hot_part = (f"SELECT nullif(r.vhost, '') AS vhost, r.referer, {counted} AS hits,"
+                        f" r.external FROM ({counts}) r UNION ALL ")
         # Added up below only, per referer, not first per (vhost, referer) (25,000 rows
         # for the most requested page: ~20 ms); some rows are below zero (the hours
         # outside a window, rows deleted). A (vhost, referer)'s counts add up to its
         # requests, never below zero, so a referer's sum is above zero exactly when one
         # of its (vhost, referer)'s is.
-        kept = f" WHERE NOT {SAME_SITE} GROUP BY g.referer HAVING sum(g.hits) > 0"
+        kept = f" WHERE {EXTERNAL} GROUP BY g.referer HAVING sum(g.hits) > 0"
         if edges is not None:
             # Through the time index alone: `path || ''` keeps the planner off the path
             # index, which holds every request of a hot path (hundreds of thousands).
             edge_where = ["a.referer IS NOT NULL", "a.referer <> ''", hot, f"({edges})",
                           *[c.replace("a.path =", "a.path || '' =")
                             for c in conditions(f, params, time=False)]]
-            hot_part += (f"SELECT a.vhost, a.referer, count(*) AS hits FROM access_log a"
+            hot_part += (f"SELECT a.vhost, a.referer, count(*) AS hits, NULL::boolean AS external"
+                         " FROM access_log a"
                          f" WHERE {all_of(edge_where)} GROUP BY a.vhost, a.referer UNION ALL ")
         where.append(f"NOT {hot}")
     rows = rows_with_referer("a.vhost, a.referer", where, f.path is not None)
     sql = (
         "SELECT g.referer, sum(g.hits)::bigint AS hits"
-        f" FROM ({hot_part}SELECT a.vhost, a.referer, count(*) AS hits FROM ({rows}) a"
-        f" GROUP BY a.vhost, a.referer) g {REFERER_HOST}{kept}"
+        f" FROM ({hot_part}SELECT a.vhost, a.referer, count(*) AS hits,"
+        f" NULL::boolean AS external FROM ({rows}) a"
+        f" GROUP BY a.vhost, a.referer) g {UNKNOWN_HOST}{kept}"
         " ORDER BY hits DESC, g.referer" + limit_clause(f, params)
     )
     return sql, params
