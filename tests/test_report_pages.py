@@ -25,6 +25,7 @@ from reports_support import view as view_rows
 
 from logpipe.reports.filters import Filters
 from logpipe.reports.queries.pages import RollupRange, candidates, query_pages
+from logpipe.reports.run import prepare_session, run_report
 
 
 def test_pages_windows(loaded: Database) -> None:
@@ -229,11 +230,12 @@ def _requests(vhost: str, path: str, day: str, count: int) -> str:
             f" 'GET', '{path}', 200, 10, 'x' FROM generate_series(1, {count}) i;")
 
 
-def _direct(dsn: str, limit: int, vhost: str | None = None) -> list[dict]:
+def _direct(dsn: str, limit: int, vhost: str | None = None, since: str = WINDOW
+            ) -> list[dict]:
     """pages since WINDOW counted in access_log itself, as the report ranks them."""
     rows = query(dsn, "SELECT vhost, path, count(*), sum(bytes) FROM access_log"
                       " WHERE time >= %s AND coalesce(vhost = %s, true)"
-                      " GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT %s", (WINDOW, vhost, limit))
+                      " GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT %s", (since, vhost, limit))
     return [{"vhost": v, "path": p, "hits": h, "bytes": b} for v, p, h, b in rows]
 
 
@@ -286,3 +288,22 @@ def test_pages_settled_by_the_pages_most_requested_of_all_time(database: Databas
     since = dt.datetime(2024, 9, 25, 6, tzinfo=dt.timezone.utc)
     assert not _everyone_counted(dsn, Filters(since=since, vhost=SETTLED, limit=limit))
     assert _everyone_counted(dsn, Filters(since=since, vhost=UNSETTLED, limit=limit))
+
+    # Rows not folded yet, of the partial day the window adds from access_log: /burst,
+    # no candidate (1 request of all time, folded), has 800 more from 20:00 that only
+    # access_log holds; a report that cannot fold must count every page to find it.
+    execute(dsn, _requests(SETTLED, "/burst", "2024-09-01", 1))
+    as_json(dsn, "pages", "--limit", "1")  # folds
+    execute(dsn, _requests(SETTLED, "/burst", "2024-09-25", 800).replace("12:00", "20:00"))
+    assert query(dsn, "SELECT count(*) FROM logpipe_pending_pages WHERE path = '/burst'") \
+        == [(1,)]
+    late = "2024-09-25T18:00:00Z"  # the rest of that day is read from access_log
+    unfolded = Filters(since=dt.datetime(2024, 9, 25, 18, tzinfo=dt.timezone.utc),
+                       vhost=SETTLED, limit=limit)
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        prepare_session(cur)
+        rows = run_report(cur, "pages", unfolded)[1]
+    conn.close()
+    assert [{"vhost": v, "path": p, "hits": h, "bytes": b} for v, p, h, b in rows] \
+        == _direct(dsn, limit, SETTLED, late)
+    assert rows[0][1:3] == ("/burst", 800)

@@ -67,6 +67,10 @@ class RollupRange:
     last_day: dt.date | None
 
 
+def _utc_day(moment: dt.datetime) -> dt.date:
+    return moment.astimezone(dt.timezone.utc).date()
+
+
 def _utc_midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), dt.timezone.utc)
 
@@ -197,8 +201,9 @@ def candidates(limit: int) -> int:
 def _first_pages_ranked(f: Filters, days: RollupRange, asset: bool | None, hits: str,
                         bytes_: str, everyone: tuple[str, dict[str, Any]]
                         ) -> tuple[str, dict[str, Any]]:
-    """_ranked's query reading ~100 pages instead of all of them (~100,000 rows: ~100
-    ms), when that gives the same rows, else `everyone`: the one is a one-time filter.
+    """_ranked's query reading candidates(--limit) pages (150 for 20) instead of all of
+    them (~100,000 rows: ~100 ms), when that gives the same rows, else `everyone`: the
+    one is a one-time filter.
 
     A page has no more requests in any window than of all time (in its logpipe_pages
     totals, with the same --humans/--bots). So the candidates, the pages with the most
@@ -208,9 +213,15 @@ def _first_pages_ranked(f: Filters, days: RollupRange, asset: bool | None, hits:
     --limit, which is then exact. Otherwise (a page that was popular long ago), every
     page is counted. One scan of logpipe_pages picks the candidates: no index on the
     counts, which the fold updates at every pass.
+
+    The window's counts add rows read from access_log for part of a day; rows not
+    folded yet (a report that cannot fold, rows loaded meanwhile) are there and not in
+    the totals, and could take a page past its bound: so pending counts of such a day
+    have every page counted too.
     """
     w, params = _window(f, days, (hits, bytes_), pages_in="SELECT pick.id FROM pick")
     params["candidates"] = candidates(f.limit or 0)
+    params["added_days"] = list(w.added_days)
     kept = [] if asset is None else [page_asset("p", asset)]
     bound = _measures(f, "p")[MEASURES.index(hits)]
     page_filter = _page_conditions(f, params, "p")
@@ -226,7 +237,9 @@ def _first_pages_ranked(f: Filters, days: RollupRange, asset: bool | None, hits:
                " OFFSET %(candidates)s LIMIT 1), 0)")
     sql = (
         f"WITH {ctes}, t AS MATERIALIZED ({first}), verdict AS MATERIALIZED (SELECT"
-        f" {outside} <= 0 OR (SELECT count(*) = %(limit)s AND min(t.hits) > {outside} FROM t)"
+        " NOT EXISTS (SELECT FROM logpipe_pending_pages"
+        " WHERE day = ANY (%(added_days)s::date[])) AND"
+        f" ({outside} <= 0 OR (SELECT count(*) = %(limit)s AND min(t.hits) > {outside} FROM t))"
         " AS exact)"
         " SELECT * FROM (SELECT * FROM t WHERE (SELECT exact FROM verdict)"
         f" UNION ALL SELECT * FROM ({everyone[0]}) e WHERE NOT (SELECT exact FROM verdict)) r"
@@ -271,6 +284,8 @@ class _Window:
     sums: tuple[_Sums, ...]
     where: str = "true"
     pages_in: str | None = None  # a query of the ids of the only pages counted
+    # the UTC days whose rows in access_log are added (not taken away) by a partial day
+    added_days: tuple[dt.date, ...] = ()
 
     def pages(self) -> str:
         """FROM items p and the sums. Always from the pages, the sums joined to them: a
@@ -310,19 +325,23 @@ def _window(f: Filters, days: RollupRange, needed: tuple[str, ...] = MEASURES,
     params: dict[str, Any] = {}
     if (f.since is not None and f.until is not None and not f.pruned(f.since)
             and f.until - f.since <= dt.timedelta(days=1)):
+        days_read = tuple({_utc_day(f.since), _utc_day(f.until)})
         return _Window(False, (_raw_part(f, params, pages_in=pages_in),),
-                       pages_in=pages_in), params
+                       pages_in=pages_in, added_days=days_read), params
     page_filter = _page_conditions(f, params, "p")  # on logpipe_pages AS p
     sums = []
+    added: list[dt.date] = []
     lo = hi = None
     if f.since is not None:
         lo, span, sign = _split(f.since, f.pruned(f.since))
         if span:
             sums.append(_raw_part(f, params, span, -sign, "lo", pages_in))
+            added += [_utc_day(span[0])] if -sign > 0 else []
     if f.until is not None:
         hi, span, sign = _split(f.until, f.pruned(f.until))
         if span:
             sums.append(_raw_part(f, params, span, sign, "hi", pages_in))
+            added += [_utc_day(span[0])] if sign > 0 else []
     params["lo_day"], params["hi_day"] = lo, hi
 
     def rollup(day_conditions: list[str], sign: int) -> _Sums:
@@ -352,10 +371,11 @@ def _window(f: Filters, days: RollupRange, needed: tuple[str, ...] = MEASURES,
                  + (["{day} >= %(hi_day)s"] if hi is not None else []))
         if outer:
             sums.insert(0, rollup(outer, -1))
-        return _Window(True, tuple(sums), all_of(page_filter), pages_in), params
+        return _Window(True, tuple(sums), all_of(page_filter), pages_in,
+                       tuple(added)), params
     inner = (["{day} >= %(lo_day)s"] if lo else []) + (["{day} < %(hi_day)s"] if hi else [])
     sums.insert(0, rollup([all_of(inner)], 1))
-    return _Window(False, tuple(sums), pages_in=pages_in), params
+    return _Window(False, tuple(sums), pages_in=pages_in, added_days=tuple(added)), params
 
 
 # Every day from the daily rollup's first to its last, read at the ends of its key.
