@@ -312,8 +312,8 @@ class _Window:
 def _window(f: Filters, days: RollupRange, needed: tuple[str, ...] = MEASURES,
             pages_in: str | None = None) -> tuple[_Window, dict[str, Any]]:
     """Where the counts per page in [since, until) come from, for the filters but --limit
-    and --source; whole days are added up for the `needed` MEASURES only, and for the
-    pages whose ids the query `pages_in` yields only, if given.
+    and --source; whole days are added up for the `needed` MEASURES only, and the
+    pages whose ids the query `pages_in` yields are the only ones counted, if given.
 
     Rows in [since, until) = rows before until - rows before since, each counted as
     whole rollup days plus part of a day from access_log (see _split). The whole days
@@ -326,7 +326,7 @@ def _window(f: Filters, days: RollupRange, needed: tuple[str, ...] = MEASURES,
     if (f.since is not None and f.until is not None and not f.pruned(f.since)
             and f.until - f.since <= dt.timedelta(days=1)):
         days_read = tuple({_utc_day(f.since), _utc_day(f.until)})
-        return _Window(False, (_raw_part(f, params, pages_in=pages_in),),
+        return _Window(False, (_raw_part(f, params),),
                        pages_in=pages_in, added_days=days_read), params
     page_filter = _page_conditions(f, params, "p")  # on logpipe_pages AS p
     sums = []
@@ -335,12 +335,12 @@ def _window(f: Filters, days: RollupRange, needed: tuple[str, ...] = MEASURES,
     if f.since is not None:
         lo, span, sign = _split(f.since, f.pruned(f.since))
         if span:
-            sums.append(_raw_part(f, params, span, -sign, "lo", pages_in))
+            sums.append(_raw_part(f, params, span, -sign, "lo"))
             added += [_utc_day(span[0])] if -sign > 0 else []
     if f.until is not None:
         hi, span, sign = _split(f.until, f.pruned(f.until))
         if span:
-            sums.append(_raw_part(f, params, span, sign, "hi", pages_in))
+            sums.append(_raw_part(f, params, span, sign, "hi"))
             added += [_utc_day(span[0])] if sign > 0 else []
     params["lo_day"], params["hi_day"] = lo, hi
 
@@ -446,14 +446,12 @@ def _raw_conditions(f: Filters, params: dict[str, Any], time: bool = True) -> li
 
 def _raw_part(f: Filters, params: dict[str, Any],
               span: tuple[dt.datetime, dt.datetime] | None = None, sign: int = 1,
-              name: str = "", pages_in: str | None = None) -> _Sums:
-    """Pages counted in access_log, signed: within `span`, else within [since, until);
-    only those whose ids `pages_in` yields, if given. Keyed as the rollups key pages, and
-    joined to logpipe_pages on that key by the query that reads the pages anyway."""
+              name: str = "") -> _Sums:
+    """Pages counted in access_log, signed: within `span`, else within [since, until).
+    Keyed as the rollups key pages, and joined to logpipe_pages on that key by the query
+    that reads the pages anyway (a few of them, for _first_pages_ranked: a filter on
+    them here made the planner loop over them for each row, misled by --vhost)."""
     where = _raw_conditions(f, params, time=span is None)
-    if pages_in:
-        where.append(f"({ROLLUP_VHOST}, {ROLLUP_PATH}) IN (SELECT p.vhost, p.path"
-                     f" FROM logpipe_pages p WHERE p.id IN ({pages_in}))")
     if span is not None:
         params[f"{name}_start"], params[f"{name}_end"] = span
         where.append(f"a.time >= %({name}_start)s AND a.time < %({name}_end)s")
