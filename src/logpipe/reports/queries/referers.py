@@ -11,10 +11,8 @@ from logpipe.reports.filters import Filters, all_of, conditions, limit_clause
 # The referer's host is tested once per distinct (vhost, referer), after grouping: the
 # LATERAL subquery with OFFSET 0 keeps PostgreSQL from pushing the test down to every
 # row. Same test as logpipe_same_site() in sql/020_reports.sql.
-SAME_SITE = (
-    "coalesce(r.host = logpipe_host(g.vhost)"
-    " OR r.host = ANY (ARRAY(SELECT host FROM logpipe_site_hosts)), false)"
-)
+SITE_HOST = "r.host = ANY (ARRAY(SELECT host FROM logpipe_site_hosts))"
+SAME_SITE = f"coalesce(r.host = logpipe_host(g.vhost) OR {SITE_HOST}, false)"
 REFERER_HOST = "CROSS JOIN LATERAL (SELECT logpipe_url_host(g.referer) AS host OFFSET 0) r"
 # For `referers`, whose rows g may say already whether the referer is external
 # (g.external, from a hot path's counts, which keep the referer's host): the host of the
@@ -94,8 +92,8 @@ INSIDE_IS_LESS = (
 )
 # With whether the referer is external, from its stored host and own flag (NULL for a
 # row from before those: tested as the report runs, like the other rows).
-ROLLUP_COLUMNS = ("r.vhost, r.referer, r.hits, r.bot_hits, NOT (r.own OR coalesce(r.host"
-                  " = ANY (ARRAY(SELECT host FROM logpipe_site_hosts)), false)) AS external")
+ROLLUP_COLUMNS = ("r.vhost, r.referer, r.hits, r.bot_hits,"
+                  f" NOT (r.own OR coalesce({SITE_HOST}, false)) AS external")
 # the same of rows grouped per (vhost, referer), added up, or taken away
 SUMMED_COLUMNS = ("r.vhost, r.referer, sum(r.hits)::bigint AS hits,"
                   " sum(r.bot_hits)::bigint AS bot_hits, NULL::boolean AS external")
