@@ -48,6 +48,13 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
                     OR logpipe_url_host(referer) IN (SELECT host FROM logpipe_site_hosts), false)
 $$;
 
+-- Is the referer's host the vhost's own? Unlike logpipe_same_site, it never changes
+-- for a (referer, vhost): logpipe_path_referers keeps it (its column `own`).
+CREATE OR REPLACE FUNCTION logpipe_own_referer(referer text, vhost text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(logpipe_url_host(referer) = logpipe_host(vhost), false)
+$$;
+
 -- A value as a rollup key: itself, or, when longer than `max_bytes` (a hostile client's
 -- 8 KB path or referer), its first max_bytes / 4 characters, so that every key fits a
 -- btree entry (2,704 bytes at most) whatever the bytes; one such value in a fold would
@@ -424,7 +431,7 @@ BEGIN
         ALTER TABLE logpipe_path_referers ADD COLUMN host text, ADD COLUMN own boolean;
         UPDATE logpipe_path_referers
            SET host = logpipe_url_host(referer),
-               own = coalesce(logpipe_url_host(referer) = logpipe_host(vhost), false);
+               own = logpipe_own_referer(referer, vhost);
     END IF;
 END
 $$;
@@ -591,7 +598,7 @@ BEGIN
     )
     INSERT INTO logpipe_path_referers AS r (path, vhost, referer, hits, bot_hits, host, own)
     SELECT path, vhost, referer, sum(hits), sum(bot_hits), logpipe_url_host(referer),
-           coalesce(logpipe_url_host(referer) = logpipe_host(vhost), false)
+           logpipe_own_referer(referer, vhost)
       FROM pr GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (path, vhost, referer) DO UPDATE
        SET hits = r.hits + excluded.hits, bot_hits = r.bot_hits + excluded.bot_hits;
@@ -657,7 +664,7 @@ BEGIN
     )
     INSERT INTO logpipe_path_referers (path, vhost, referer, hits, bot_hits, host, own)
     SELECT path, vhost, referer, sum(hits), sum(bot_hits), logpipe_url_host(referer),
-           coalesce(logpipe_url_host(referer) = logpipe_host(vhost), false)
+           logpipe_own_referer(referer, vhost)
       FROM hourly GROUP BY 1, 2, 3;
 END
 $$;
