@@ -158,11 +158,16 @@ def _window_is_long(f: Filters, days: RollupRange) -> bool:
     return inside * 4 >= outside
 
 
+def _asset_filter(asset: bool | None) -> list[str]:
+    """The condition on logpipe_pages AS p: assets only (True), pages only (False)."""
+    return [] if asset is None else [page_asset("p", asset)]
+
+
 def _ranked_from(f: Filters, w: _Window, asset: bool | None, hits: str, bytes_: str,
                  params: dict[str, Any], ahead: str = "") -> tuple[str, str]:
     """The ranking of _ranked over the pages of the window `w`, as its CTEs (m, `ahead`,
     which may read m, and c) and the query that reads them."""
-    kept = [] if asset is None else [page_asset("p", asset)]
+    kept = _asset_filter(asset)
     c = (f"SELECT p.id, p.vhost, p.path, {w.measure(f, hits)} AS hits,"
          f" {w.measure(f, bytes_)} AS bytes FROM {w.pages()}"
          f" WHERE {all_of([*w.conditions(), *kept])}")
@@ -226,7 +231,7 @@ def _first_pages_ranked(f: Filters, days: RollupRange, asset: bool | None, hits:
     params["added_days"] = list(w.added_days)
     settled = ("NOT EXISTS (SELECT FROM logpipe_pending_pages"
                " WHERE day = ANY (%(added_days)s::date[])) AND " if w.added_days else "")
-    kept = [] if asset is None else [page_asset("p", asset)]
+    kept = _asset_filter(asset)
     bound = _measures(f, "p")[MEASURES.index(hits)]
     page_filter = _page_conditions(f, params, "p")
     ahead = (
