@@ -51,6 +51,35 @@ def test_on_parsed_is_called_once_when_every_line_is_parsed() -> None:
     assert stream.read() == b"" and calls == [1]
 
 
+def test_a_batch_parsed_ahead_is_sent_at_once_and_starts_the_next_read_ahead() -> None:
+    """Parsed ahead whole, a batch goes to psycopg2 in one read, and the next batch's
+    read-ahead starts right then, while this one streams to the server."""
+    data = b"".join(lines_with_junk(3_000))
+    calls = []
+    head = parse_head(compile_format("combined"), data, len(data))
+    stream = ParsingStream(compile_format("combined"), data, head,
+                           on_parsed=lambda: calls.append(1))
+    assert stream.has_rows() and calls == []
+    first = stream.read()
+    assert calls == [1]
+    assert first == streamed(ParsingStream(compile_format("combined"), data))
+    assert stream.read() == b"" and calls == [1]
+
+
+def test_the_whole_next_batch_is_parsed_ahead(tmp_path: Path) -> None:
+    path = tmp_path / "seg"
+    header = spool.make_header("combined", None, None)
+    body = b"".join(combined_line(i) for i in range(40_000))
+    path.write_bytes(header + body)
+    path.chmod(0o600)
+    parser = compile_format("combined")
+    ahead = ReadAhead(parser, path, len(header), True, 40_000, 16 << 20)
+    ahead.start()
+    chunk, at_end, head = ahead.take(len(header), parser)
+    assert len(chunk) > 4 << 20 and at_end
+    assert head.pos == len(chunk) and head.rows == 40_000
+
+
 def test_read_ahead_is_the_next_chunk_and_only_for_its_offset_and_parser(
         tmp_path: Path) -> None:
     path = tmp_path / "seg"

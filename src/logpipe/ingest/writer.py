@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ from logpipe.ingest.read_ahead import ReadAhead
 from logpipe.ingest.segments import ParserFactory, SegmentCatalog, read_chunk
 from logpipe.messages import EXIT_FAILURE, EXIT_OK, first_line
 from logpipe.store.copy import CONNECTION_ERRORS, SetupError, load_lines
+
+GIL_SWITCH_SECONDS = 0.0005
 
 
 @dataclass
@@ -51,6 +54,10 @@ class Writer:
     """Loads spool segments; `run()` until stopped, or `drain()` what is closed and return."""
 
     def __init__(self, settings: WriterSettings, make_parser: ParserFactory):
+        # The read-ahead thread parses while this one waits for the server; after each
+        # reply (~6 a batch) this one waits for the GIL up to the switch interval (5 ms
+        # by default, a server idle that long each time).
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)
         self.settings = settings
         self.catalog = SegmentCatalog(make_parser)
         self.link = DatabaseLink(settings.dsn, settings.spool_dir)

@@ -167,8 +167,13 @@ class ParsingStream:
         return bool(self._ready)
 
     def read(self, size: int = -1) -> bytes:  # psycopg2's copy_expert; size is a hint
+        """Every piece parsed ahead at once: psycopg2 sends them in one call, without the
+        GIL, while the next batch is parsed ahead (read_ahead.py); then piece by piece."""
         if self._ready:
-            return self._ready.pop()
+            ready, self._ready = self._ready, []
+            if self.pos >= len(self.data):
+                self._parsed()
+            return b"".join(reversed(ready))
         return self._next_piece()
 
     def _next_piece(self) -> bytes:
@@ -179,10 +184,13 @@ class ParsingStream:
             self.rejects.extend(batch.rejects)
             if batch.copy_data:
                 return batch.copy_data.encode("utf-8")
+        self._parsed()
+        return b""
+
+    def _parsed(self) -> None:
         if self.on_parsed is not None:
             self.on_parsed, on_parsed = None, self.on_parsed
             on_parsed()
-        return b""
 
 
 # In an error's context; first when COPY itself raised it, after the frames of a
