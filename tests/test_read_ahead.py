@@ -66,29 +66,30 @@ def test_a_batch_parsed_ahead_is_sent_at_once_and_starts_the_next_read_ahead() -
     assert stream.read() == b"" and calls == [1]
 
 
-def test_the_whole_next_batch_is_parsed_ahead(tmp_path: Path) -> None:
+def closed_segment(tmp_path: Path, lines: int) -> tuple[Path, int]:
+    """A closed spool segment of `lines` combined lines; and where its lines start."""
     path = tmp_path / "seg"
     header = spool.make_header("combined", None, None)
-    body = b"".join(combined_line(i) for i in range(40_000))
-    path.write_bytes(header + body)
+    path.write_bytes(header + b"".join(combined_line(i) for i in range(lines)))
     path.chmod(0o600)
+    return path, len(header)
+
+
+def test_the_whole_next_batch_is_parsed_ahead(tmp_path: Path) -> None:
+    path, start = closed_segment(tmp_path, 40_000)
     parser = compile_format("combined")
-    ahead = ReadAhead(parser, path, len(header), True, 40_000, 16 << 20)
+    ahead = ReadAhead(parser, path, start, True, 40_000, 16 << 20)
     ahead.start()
-    chunk, at_end, head = ahead.take(len(header), parser)
+    chunk, at_end, head = ahead.take(start, parser)
     assert len(chunk) > 4 << 20 and at_end
     assert head.pos == len(chunk) and head.rows == 40_000
 
 
 def test_read_ahead_is_the_next_chunk_and_only_for_its_offset_and_parser(
         tmp_path: Path) -> None:
-    path = tmp_path / "seg"
-    header = spool.make_header("combined", None, None)
-    body = b"".join(combined_line(i) for i in range(5_000))
-    path.write_bytes(header + body)
-    path.chmod(0o600)
+    path, start = closed_segment(tmp_path, 5_000)
     parser = compile_format("combined")
-    offset = len(header) + sum(len(combined_line(i)) for i in range(1_000))
+    offset = start + sum(len(combined_line(i)) for i in range(1_000))
     ahead = ReadAhead(parser, path, offset, True, 1_000, 4 << 20)
     ahead.start()
     chunk, at_end, head = ahead.take(offset, parser)
