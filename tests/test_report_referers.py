@@ -217,3 +217,41 @@ def test_hot_path_time_windows_add_whole_hours_and_read_the_edges(database: Data
     execute(database.dsn, "UPDATE logpipe_path_referers SET hits = hits + 1000"
                           " WHERE path = '/hot' AND referer = 'https://a.example/'")
     assert a_hits(windows[0]) == before[windows[0]] + 1000
+
+
+def test_paths_become_hot_at_ten_thousand_requests_a_few_at_each_fold(
+        database: Database) -> None:
+    """Other paths' rows are read from the table (the report index is keyed on the path
+    alone), so a path becomes hot at 10,000 requests; a fold promotes the paths not yet
+    hot that together have ~300,000 requests at most (at least one), the most requested
+    first, so that reading their rows holds loggers back ~1 s at most; the others at a
+    later fold that counts them. Answers are the same before and after."""
+    dsn = database.dsn
+
+    def requests(path: str, n: int) -> None:
+        execute(dsn, "INSERT INTO access_log (time, vhost, path, status, referer, user_agent)"
+                     f" SELECT now() - interval '1 hour', '{W}', '{path}', 200,"
+                     " 'https://r' || (i % 7) || '.example/', 'ua'"
+                     f" FROM generate_series(1, {n}) i")
+
+    paths = ["/big", "/mid", "/small", "/ten", "/under"]
+    for path, n in zip(paths, (200_000, 90_000, 30_000, 10_000, 9_999)):
+        requests(path, n)
+    before = unfolded_answers(dsn, paths)  # from the index: nothing is hot yet
+    hot = "SELECT path FROM logpipe_hot_paths ORDER BY 1"
+    execute(dsn, "SELECT logpipe_rollup_fold()")
+    # /ten waits: the paths before it have passed 300,000; /under is below the line
+    assert query(dsn, hot) == [("/big",), ("/mid",), ("/small",)]
+    assert scalar(dsn, "SELECT sum(hits) FROM logpipe_path_referers"
+                       " WHERE path = '/small'") == 30_000
+    requests("/ten", 1)
+    execute(dsn, "SELECT logpipe_rollup_fold()")
+    assert query(dsn, hot) == [("/big",), ("/mid",), ("/small",), ("/ten",)]
+    requests("/under", 1)  # 10,000 now
+    execute(dsn, "SELECT logpipe_rollup_fold()")
+    assert query(dsn, hot) == [("/big",), ("/mid",), ("/small",), ("/ten",), ("/under",)]
+    for path in ("/ten", "/under"):  # the one request each got since: from r1
+        execute(dsn, "DELETE FROM access_log WHERE (tableoid, ctid) IN (SELECT tableoid,"
+                     f" ctid FROM access_log WHERE path = '{path}'"
+                     " AND referer = 'https://r1.example/' LIMIT 1)")
+    assert unfolded_answers(dsn, paths) == before
