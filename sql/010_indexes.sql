@@ -2,12 +2,13 @@
 -- one that matters: `logpipe report referers --path P` (and report_referers WHERE
 -- path =) finds the rows of a path through it, except for the most requested paths,
 -- which have counts of their own (logpipe_hot_paths in 020_reports.sql: a path with
--- 10,000 requests becomes hot at the next fold). Its key is the path alone: the
+-- 100,000 requests becomes hot at the next fold). Its key is the path alone: the
 -- entries of a path share one posting list (btree deduplication), so the index stays
 -- small (45 MB at 10 million rows, against 1.2 GB when it carried vhost and referer
 -- for index-only scans) and its inserts stay in memory as the table grows: 0.7 us a
--- row less at 10 million rows. A path below the hot threshold has its rows read from
--- the table: ~13 ms for 10,000 rows at 10 million (against 4 ms index-only). The
+-- row less at 10 million rows. A path below the hot line has its rows read from the
+-- table: ~13 ms for 10,000 rows at 10 million, ~280 ms for 85,000 (against 4 and 29
+-- ms index-only). The
 -- other reports read the rollups (pages, status, traffic) or scan by time with the
 -- BRIN index of 001_tables.sql.
 --
