@@ -360,16 +360,12 @@ $$;
 SELECT logpipe_classify_pages(true);
 
 
--- For `referers --path P` on the most requested paths. The report index finds the
--- path's rows, which are then read from the table: ~13 ms for 10,000 of them at 10
--- million rows, ~280 ms for 85,000 (010_indexes.sql). So a path that has served at
--- least 100,000 requests on some vhost becomes "hot" (logpipe_hot_paths, at the fold
--- that sees it cross the line), and from then on its requests are also counted per
--- vhost and referer, like the other rollups: pending per batch, then folded.
--- `logpipe report referers --path P` reads those counts for a hot path. (A lower line,
--- 10,000, was measured: a site's few dozen most requested pages then go through the
--- pending counts too, and the bench's site loaded slower, 0.52 against ~0.6 of a
--- bare COPY.)
+-- For `referers --path P` on the most requested paths. The report index answers it by
+-- reading every entry of the path: ~100 ms for 600,000 of them. So a path that has
+-- served at least 100,000 requests on some vhost becomes "hot" (logpipe_hot_paths,
+-- at the fold that sees it cross the line), and from then on its requests are also
+-- counted per vhost and referer, like the other rollups: pending per batch, then
+-- folded. `logpipe report referers --path P` reads those counts for a hot path.
 CREATE TABLE IF NOT EXISTS logpipe_hot_paths (
     path  text PRIMARY KEY,
     since timestamptz NOT NULL DEFAULT now()
@@ -588,21 +584,11 @@ BEGIN
     )
     SELECT (SELECT count(*) FROM pq) + (SELECT count(*) FROM pp),
            coalesce((SELECT bool_or(hits < 0) FROM pq), false),
-           -- paths not hot yet, the most requested first, as many as have ~300,000
-           -- requests together (at least one): promoting reads their rows from the
-           -- table (~1 s) while loggers wait; the others at a later fold
-           ARRAY(SELECT path
-                   FROM (SELECT path, max(hits) AS most,
-                                sum(max(hits)) OVER (ORDER BY max(hits) DESC, path) AS upto
-                           FROM pages
-                          WHERE hits >= hot_hits AND octet_length(path) <= 1000
-                            -- a key of 500 characters may be a longer path cut
-                            -- (logpipe_rollup_path): it would gather other paths'
-                            -- referers
-                            AND char_length(path) < 500
-                            AND path NOT IN (SELECT h.path FROM logpipe_hot_paths h)
-                          GROUP BY path) c
-                  WHERE upto - most < 300000)
+           ARRAY(SELECT DISTINCT path FROM pages
+                  WHERE hits >= hot_hits AND octet_length(path) <= 1000
+                    -- a key of 500 characters may be a longer path cut
+                    -- (logpipe_rollup_path): it would gather other paths' referers
+                    AND char_length(path) < 500)
       INTO folded, subtracted, hot;
     -- pages from before the asset column (an upgraded schema): the fold classifies its
     -- own as it adds them
