@@ -88,17 +88,22 @@ def page_of(rng: random.Random) -> str:
     return f"/blog/{int(5000 ** rng.random())}/post"
 
 
+LIVE_SPAN_SECONDS = 3600
+
+
 def generate_lines(count: int, seed: int = 42, shape: str = "site") -> bytes:
-    """Unique combined lines (each second-stamped apart, from varied hosts): varied
-    offsets, referers and agents, over the pages of a 5,000-post site; or, for the
-    "unique" shape, every path a new one (a scanner walking random URLs, IDs in paths)."""
+    """Unique combined lines (from varied hosts): varied offsets, referers and agents,
+    over the pages of a 5,000-post site; or, for the "unique" shape, every path a new one
+    (a scanner walking random URLs, IDs in paths)."""
     rng = random.Random(seed)
     out = []
-    # ending now, as a live server's lines do: they go to the partitions made ahead
-    # (lines of a month gone would go to the default partition and be moved later)
-    base = time.time() - count * 0.5
+    # the last hour, as a busy live server's lines: the writer COPYs them straight into
+    # the partition of the present (ingest/live_partition.py). Their offsets move them
+    # by up to 13 hours: within that of a month's end, some go through access_log.
+    # Until 2026-12-04 they were 0.5 s apart over the last 6 days: a backlog.
+    base = time.time() - LIVE_SPAN_SECONDS
     for i in range(count):
-        t = time.gmtime(base + i * 0.5)
+        t = time.gmtime(base + i * LIVE_SPAN_SECONDS / count)
         stamp = (f"{t.tm_mday:02d}/{MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
                  f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} {rng.choice(OFFSETS)}")
         path = page_of(rng) if shape == "site" else f"/item/{i}/{rng.randrange(10**9):x}"

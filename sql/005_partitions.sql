@@ -68,6 +68,64 @@ AS $fn$
      ORDER BY 2 NULLS FIRST, 3
 $fn$;
 
+-- What a partition needs so that the writer can COPY live lines into it directly
+-- (src/logpipe/ingest/live_partition.py), skipping access_log's routing: the rollup
+-- trigger of access_log (sql/020_reports.sql) on the partition too, and INSERT for
+-- whoever may insert into access_log. A statement trigger fires only for the table a
+-- statement names, so each row is counted once, by access_log's trigger or the
+-- partition's. Only what is missing is added: a re-run changes no catalog row.
+-- logpipe_prepare_partitions() calls it for each partition it makes, `logpipe initdb`
+-- for every partition (one made before this, or attached by hand).
+CREATE OR REPLACE FUNCTION logpipe_partition_ready(part regclass) RETURNS void
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    grantee text;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_trigger t
+                    WHERE t.tgrelid = part AND t.tgname = 'logpipe_rollup_insert') THEN
+        EXECUTE format('CREATE TRIGGER logpipe_rollup_insert AFTER INSERT ON %s'
+                       ' REFERENCING NEW TABLE AS new_rows'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION logpipe_rollup_add()', part);
+    END IF;
+    FOR grantee IN
+        SELECT CASE WHEN a.grantee = 0 THEN 'public' ELSE r.rolname END
+          FROM pg_class c
+         CROSS JOIN LATERAL aclexplode(c.relacl) a
+          LEFT JOIN pg_roles r ON r.oid = a.grantee
+         WHERE c.oid = 'access_log'::regclass AND a.privilege_type = 'INSERT'
+           AND a.grantee <> c.relowner
+    LOOP
+        IF NOT has_table_privilege(grantee, part, 'INSERT') THEN
+            EXECUTE format('GRANT INSERT ON %s TO %s', part,
+                           CASE grantee WHEN 'public' THEN 'PUBLIC'
+                                        ELSE quote_ident(grantee) END);
+        END IF;
+    END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION logpipe_partition_ready(regclass) FROM PUBLIC;
+
+-- Every partition but the default one made ready; one this role may not change (an
+-- operator's, owned by another role) is left as it is, and loads through access_log.
+-- Returns how many partitions are not ready.
+CREATE OR REPLACE FUNCTION logpipe_partitions_ready() RETURNS integer
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    part regclass;
+    left_alone integer := 0;
+BEGIN
+    FOR part IN SELECT p.partition FROM logpipe_partitions() p WHERE NOT p.is_default LOOP
+        BEGIN
+            PERFORM logpipe_partition_ready(part);
+        EXCEPTION WHEN insufficient_privilege THEN
+            left_alone := left_alone + 1;
+        END;
+    END LOOP;
+    RETURN left_alone;
+END
+$fn$;
+REVOKE ALL ON FUNCTION logpipe_partitions_ready() FROM PUBLIC;
+
 -- Partitions for the current period through a margin ahead of now (a month, two
 -- weeks or a week), and for the periods of sane rows (2000 up to that margin) waiting
 -- in the default partition; at most 120 a call. Returns the partitions it made.
@@ -164,6 +222,8 @@ BEGIN
                                ' FOR VALUES FROM (%L) TO (%L)', home, part_name, lo, hi);
                 EXECUTE format('ALTER TABLE %I.%I DROP CONSTRAINT %I',
                                home, part_name, part_name || '_range');
+                -- after the rows moved in: they were counted when they were loaded
+                PERFORM logpipe_partition_ready(format('%I.%I', home, part_name)::regclass);
             EXCEPTION WHEN lock_not_available THEN
                 RETURN;  -- loaders or a report hold what it needs: the next call goes on
             END;

@@ -201,7 +201,8 @@ def _load_one(conn: Any, parser: Any, source: str | None, path: Path, force: boo
                 bar.loading()
                 done = 0
                 for chunk in chunks_of_lines(log):
-                    r, j = load_lines(cur, parser, chunk, source)
+                    loaded = load_lines(cur, parser, chunk, source)
+                    r, j = loaded.rows, loaded.rejects
                     rows, rejects = rows + r, rejects + j
                     now = log.position()
                     bar.advance(now - done, r + j)

@@ -25,6 +25,7 @@ from logpipe.durable import fsync_directory
 from logpipe.ingest import progress, spool
 from logpipe.ingest.folding import FoldPolicy
 from logpipe.ingest.link import DURABLE_COMMIT_SQL, DatabaseLink
+from logpipe.ingest.live_partition import LiveTarget
 from logpipe.ingest.read_ahead import ReadAhead
 from logpipe.ingest.segments import ParserFactory, SegmentCatalog, read_chunk
 from logpipe.messages import EXIT_FAILURE, EXIT_OK, first_line
@@ -48,6 +49,7 @@ class WriterSettings:
 class Totals:
     rows: int = 0
     rejects: int = 0
+    into_partition: int = 0  # rows COPY'd into the live partition (live_partition.py)
 
 
 class Writer:
@@ -63,6 +65,7 @@ class Writer:
         self.link = DatabaseLink(settings.dsn, settings.spool_dir)
         self.folds = FoldPolicy()
         self.totals = Totals()
+        self.live = LiveTarget()
         self.stop_requested = False
         self._deleted: list[str] = []  # segments unlinked whose progress rows remain
         self._lifeline: int | None = None
@@ -134,6 +137,7 @@ class Writer:
             # before loading, so that this pass's rows go into their partitions rather
             # than into the default one, to be moved later
             self.folds.maybe_prepare_partitions(conn, leaving=self.stop_requested)
+            self.live.refresh(conn)
             for name in self.catalog.segment_names(self.settings.spool_dir):
                 path = self.settings.spool_dir / name
                 closed = spool.is_closed(path)
@@ -219,12 +223,15 @@ class Writer:
                 meta.parser, path, offset + len(chunk), closed, self.settings.batch_lines,
                 self.settings.batch_bytes)
             try:
-                rows, rejects = load_lines(cur, meta.parser, chunk, meta.source, head,
-                                           next_ahead)
+                loaded = load_lines(cur, meta.parser, chunk, meta.source, head, next_ahead,
+                                    into=self.live.table(meta.parser, chunk))
             except BaseException:
                 if next_ahead is not None:
                     next_ahead.wait()  # its parser may be used again after this
                 raise
+            rows, rejects = loaded.rows, loaded.rejects
+            if loaded.partition_refused:
+                self.live.refused()
             progress.advance(cur, name, offset + len(chunk), rows + rejects, at_end)
             if at_end:  # the segment is deleted next: this commit must be durable
                 cur.execute(DURABLE_COMMIT_SQL)
@@ -233,6 +240,7 @@ class Writer:
             self.folds.rows_committed()
         self.totals.rows += rows
         self.totals.rejects += rejects
+        self.totals.into_partition += rows if loaded.into_partition else 0
         return at_end, next_ahead
 
     def _forget_segment(self, name: str, path: Path) -> None:

@@ -17,9 +17,10 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, NamedTuple, Protocol
 
 import psycopg2
+import psycopg2.errorcodes
 import psycopg2.extensions
 
 from logpipe.messages import first_line
@@ -28,6 +29,7 @@ from logpipe.parse.values import copy_text
 from logpipe.store.narrow import Refusal, narrow
 
 COPY_ROWS_SQL = f"COPY access_log ({', '.join(ACCESS_LOG_COLUMNS)}) FROM STDIN"
+COPY_INTO_SQL = f"COPY {{table}} ({', '.join(ACCESS_LOG_COLUMNS)}) FROM STDIN"
 COPY_REJECTS_SQL = "COPY access_log_rejects (source, reason, line) FROM STDIN"
 CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 # SQLSTATEs that blame the rows: cardinality (21: e.g. a trigger's ON CONFLICT meeting
@@ -85,18 +87,31 @@ class _Ahead(Protocol):
     def wait(self) -> None: ...  # until it is done with the parser
 
 
+class Loaded(NamedTuple):
+    rows: int
+    rejects: int
+    into_partition: bool = False  # the rows went into `into`
+    partition_refused: bool = False  # `into` refused a line outside it: all via access_log
+
+
 def load_lines(
     cur: psycopg2.extensions.cursor, parser: _Parser, data: bytes, source: str | None,
-    head: ParsedHead | None = None, ahead: _Ahead | None = None,
-) -> tuple[int, int]:
-    """Parse and COPY whole lines; returns (rows, rejects). Every line is one or the other.
+    head: ParsedHead | None = None, ahead: _Ahead | None = None, into: str | None = None,
+) -> Loaded:
+    """Parse and COPY whole lines. Every line is a row or a reject.
 
     `head`: the start of `data` parsed already (parse_head). `ahead`: started once every
     line of `data` is parsed, so that it can parse with `parser` while the server
     finishes the COPY; waited for if `parser` is needed here again. The caller waits
-    for it before using `parser` itself."""
-    stream = ParsingStream(parser, data, head, None if ahead is None else ahead.start)
-    refusal = copy_rows(cur, stream, keep=True) if stream.has_rows() else None
+    for it before using `parser` itself. `into`: a partition of access_log (quoted) to
+    COPY into rather than access_log; if a line falls outside it, the batch is loaded
+    into access_log instead, from the rows already parsed."""
+    stream = ParsingStream(parser, data, head, None if ahead is None else ahead.start,
+                           keep_sent=into is not None)
+    refusal = copy_rows(cur, stream, keep=True, into=into) if stream.has_rows() else None
+    refused_by_partition = refusal is PARTITION_REFUSED
+    if refused_by_partition:
+        refusal = copy_rows(cur, stream.again(), keep=True)
     if refusal is None:
         rows, rejects = stream.rows, stream.rejects
     else:
@@ -104,7 +119,8 @@ def load_lines(
             ahead.wait()  # the parser is needed here again
         rows, rejects = _sift(cur, parser, data)  # re-parses, so parser rejects are included
     copy_rejects(cur, rejects, source)
-    return rows, len(rejects)
+    return Loaded(rows, len(rejects), into is not None and refusal is None
+                  and not refused_by_partition, refused_by_partition)
 
 
 # Small enough that a piece fits in the socket buffer: sending returns at once and
@@ -148,7 +164,8 @@ class ParsingStream:
     time. `on_parsed` is called once every line is parsed."""
 
     def __init__(self, parser: _Parser, data: bytes, head: ParsedHead | None = None,
-                 on_parsed: Callable[[], None] | None = None) -> None:
+                 on_parsed: Callable[[], None] | None = None, keep_sent: bool = False
+                 ) -> None:
         self.parser = parser
         self.data = data
         self.on_parsed = on_parsed
@@ -157,6 +174,16 @@ class ParsingStream:
         self.pos = head.pos
         self.rows = head.rows
         self.rejects = list(head.rejects)
+        # what read() returned, for again(); None: not kept
+        self._sent: list[bytes] | None = [] if keep_sent else None
+
+    def again(self) -> ParsingStream:
+        """The same rows from the start, for another COPY (needs keep_sent): what was
+        sent, what is parsed and not sent yet, then the lines not parsed yet."""
+        assert self._sent is not None
+        head = ParsedHead([*self._sent, *reversed(self._ready)], self.pos, self.rows,
+                          self.rejects)
+        return ParsingStream(self.parser, self.data, head, self.on_parsed)
 
     def has_rows(self) -> bool:
         """Parse up to the first row: False when every line is a reject (no COPY needed)."""
@@ -173,8 +200,12 @@ class ParsingStream:
             ready, self._ready = self._ready, []
             if self.pos >= len(self.data):
                 self._parsed()
-            return b"".join(reversed(ready))
-        return self._next_piece()
+            piece = b"".join(reversed(ready))
+        else:
+            piece = self._next_piece()
+        if self._sent is not None and piece:
+            self._sent.append(piece)
+        return piece
 
     def _next_piece(self) -> bytes:
         data = self.data
@@ -194,20 +225,26 @@ class ParsingStream:
 
 
 # In an error's context; first when COPY itself raised it, after the frames of a
-# trigger function when one did.
-_COPY_LINE = re.compile(r"\bCOPY access_log, line (\d+)")
+# trigger function when one did. A partition's name begins with access_log_.
+_COPY_LINE = re.compile(r"\bCOPY access_log\w*, line (\d+)")
+
+# copy_rows(into=...): a line fell outside that partition
+PARTITION_REFUSED = Refusal("a line outside the partition", None)
 
 
 def copy_rows(
-    cur: psycopg2.extensions.cursor, rows: str | ParsingStream, keep: bool
+    cur: psycopg2.extensions.cursor, rows: str | ParsingStream, keep: bool,
+    into: str | None = None,
 ) -> Refusal | None:
     """COPY rows inside a savepoint: None when PostgreSQL takes them (kept, or rolled
     back unless `keep`), the Refusal when it refuses them for what they hold (rolled
-    back, the transaction stays usable). Other errors are raised."""
+    back, the transaction stays usable); PARTITION_REFUSED when `into`, a partition of
+    access_log, refused a line of another time. Other errors are raised."""
     stream = copy_stream(rows) if isinstance(rows, str) else rows
     cur.execute("SAVEPOINT logpipe_copy")
     try:
-        cur.copy_expert(COPY_ROWS_SQL, stream, size=COPY_READ_SIZE)
+        cur.copy_expert(COPY_ROWS_SQL if into is None else COPY_INTO_SQL.format(table=into),
+                        stream, size=COPY_READ_SIZE)
         cur.execute(CHECK_DEFERRED_SQL + ("; RELEASE SAVEPOINT logpipe_copy" if keep else
                                           "; ROLLBACK TO SAVEPOINT logpipe_copy"
                                           "; RELEASE SAVEPOINT logpipe_copy"))
@@ -217,8 +254,18 @@ def copy_rows(
                 raise
             raise SetupError(first_line(exc)) from exc
         cur.execute("ROLLBACK TO SAVEPOINT logpipe_copy; RELEASE SAVEPOINT logpipe_copy")
+        if into is not None and _outside_partition(exc):
+            return PARTITION_REFUSED
         return _refusal(exc)
     return None
+
+
+def _outside_partition(exc: psycopg2.Error) -> bool:
+    """A partition's own constraint refused a row: a check violation naming no
+    constraint (a CHECK constraint an operator added has a name)."""
+    diag = getattr(exc, "diag", None)
+    return exc.pgcode == psycopg2.errorcodes.CHECK_VIOLATION and diag is not None \
+        and diag.constraint_name is None
 
 
 def _refusal(exc: psycopg2.Error) -> Refusal:

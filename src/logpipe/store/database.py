@@ -149,6 +149,9 @@ def initdb(dsn: str, granularity: str | None = None, writer_role: str | None = N
             cur.execute("SELECT granularity FROM logpipe_partitioning")
             (unit,) = cur.fetchone()
             concerns = _grant_roles(cur, writer_role, reader_role)
+            # after the grants: a partition gets INSERT for those who may insert into
+            # access_log (the writer COPYs live lines into a partition directly)
+            cur.execute("SELECT logpipe_partitions_ready()")
     finally:
         conn.close()
     return Schema(before, target, unit, made, concerns)

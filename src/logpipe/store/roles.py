@@ -2,11 +2,13 @@
 and nothing more.
 
 The writer (the role the logger, `replay`, `drain` and `load` connect as) adds rows:
-COPY into access_log (routed to its partitions: rights on the parent are what counts)
-and access_log_rejects, its segments' progress, the fingerprints of loaded files, and
-nothing else: the triggers on access_log that count its rows for the rollups run with
-their owner's rights (sql/020_reports.sql). It makes partitions and folds the rollups
-only through SECURITY DEFINER functions
+COPY into access_log and access_log_rejects, its segments' progress, the fingerprints
+of loaded files, and nothing else. Live lines go straight into the partition of the
+present (ingest/live_partition.py): each partition gets INSERT for whoever has it on
+access_log (logpipe_partition_ready, run by initdb after these grants and for each new
+partition). The triggers on access_log and its partitions that count its rows for the
+rollups run with their owner's rights (sql/020_reports.sql). It makes partitions and
+folds the rollups only through SECURITY DEFINER functions
 (sql/005_partitions.sql, sql/020_reports.sql). It may not delete, change, truncate or
 drop a row of access_log, a partition or a reject (no privilege, and no ownership).
 
