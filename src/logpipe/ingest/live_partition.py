@@ -4,9 +4,9 @@ present, when it can, else access_log itself.
 A live server's lines are seconds old, so they all belong to one partition. COPY into
 that partition skips routing each row through access_log, and PostgreSQL then inserts
 many rows at once, which it does not into a partitioned table whose rollup trigger keeps
-a transition table: the server's work per row fell from 6.9 to 5.5 us, the writer's
-lines/s rose by ~20% (bench/run.py, 5,000-page site). The partition counts the rows for
-the rollups with a trigger of its own (logpipe_partition_ready, sql/005_partitions.sql).
+a transition table: the server's CPU per row fell from 6.75 to 5.55 us
+(bench/ingest_costs.py, 2026-12-04). The partition counts the rows for the rollups with
+a trigger of its own (logpipe_partition_ready, sql/005_partitions.sql).
 
 A batch goes to the partition when its first and last lines fall in it; a backlog of
 days, a backfill, or a batch across a month's end goes to access_log. A batch with a line
