@@ -17,7 +17,12 @@ from partition_support import UTC, line_at
 from reports_support import ROLLUP, ROLLUP_FROM_ACCESS_LOG, assert_quarters_match
 
 from logpipe.commands.common import segment_parsers
-from logpipe.ingest.live_partition import RETRY_SECONDS, LiveTarget, first_and_last_times
+from logpipe.ingest.live_partition import (
+    RETRY_SECONDS,
+    LivePartition,
+    LiveTarget,
+    first_and_last_times,
+)
 from logpipe.ingest.writer import Writer, WriterSettings
 from logpipe.parse.parser import compile_format
 from logpipe.store.copy import load_lines
@@ -124,6 +129,37 @@ def test_a_partition_that_does_not_count_is_never_used(
     spooled(database, writer.settings.spool_dir, live_lines(120))
     drained(writer)
     assert (writer.totals.rows, writer.totals.into_partition) == (120, 0)
+    assert_counted_once(database.dsn)
+
+
+def test_an_operators_statement_trigger_on_access_log_keeps_lines_going_through_it(
+        database: Database, writer: Writer) -> None:
+    """Such a trigger fires only for a statement that names access_log."""
+    execute(database.dsn, """
+        CREATE TABLE inserts_seen (n bigint);
+        CREATE FUNCTION count_inserts() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN INSERT INTO inserts_seen SELECT count(*) FROM new_rows; RETURN NULL; END $$;
+        CREATE TRIGGER operators_own AFTER INSERT ON access_log REFERENCING NEW TABLE AS
+            new_rows FOR EACH STATEMENT EXECUTE FUNCTION count_inserts();""")
+    spooled(database, writer.settings.spool_dir, live_lines(120))
+    drained(writer)
+    assert (writer.totals.rows, writer.totals.into_partition) == (120, 0)
+    assert scalar(database.dsn, "SELECT sum(n) FROM inserts_seen") == 120
+    assert_counted_once(database.dsn)
+
+
+def test_a_partition_that_fails_is_left_for_access_log(
+        database: Database, writer: Writer) -> None:
+    """The partition dropped, or the right to it revoked, while the writer holds it: the
+    batch fails once (said, kept in the spool), then loads through access_log."""
+    spooled(database, writer.settings.spool_dir, live_lines(50))
+    month = LivePartition('"public"."access_log_gone"', SINCE.timestamp() - 1,
+                          NOW.timestamp() + 3600)
+    writer.live.partition, writer.live.look_after = month, float("inf")
+    assert writer._pass(include_live=False) is None  # relation does not exist
+    assert database.rows() == 0
+    assert writer._pass(include_live=False) is True
+    assert (writer.totals.rows, writer.totals.into_partition) == (50, 0)
     assert_counted_once(database.dsn)
 
 

@@ -29,7 +29,10 @@ from psycopg2 import sql
 RETRY_SECONDS = 60.0
 
 # The partition covering now, if it counts its rows (its own rollup trigger, enabled)
-# and this role may insert into it; its range in seconds since the epoch.
+# and this role may insert into it; its range in seconds since the epoch. None while
+# access_log has a statement-level INSERT trigger of someone else's (an operator's):
+# it fires only for a statement that names access_log. (Row-level ones are on every
+# partition too.) tgtype: 1 a row trigger, 4 one on INSERT.
 LIVE_PARTITION_SQL = """
 SELECT n.nspname, c.relname, extract(epoch FROM p.range_from), extract(epoch FROM p.range_to)
   FROM logpipe_partitions() p
@@ -39,6 +42,9 @@ SELECT n.nspname, c.relname, extract(epoch FROM p.range_from), extract(epoch FRO
    AND EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = p.partition
                   AND t.tgname = 'logpipe_rollup_insert' AND t.tgenabled <> 'D')
    AND has_table_privilege(p.partition, 'INSERT')
+   AND NOT EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = 'access_log'::regclass
+                      AND NOT t.tgisinternal AND t.tgtype & 1 = 0 AND t.tgtype & 4 <> 0
+                      AND t.tgname <> 'access_log_rollup_insert')
 """
 
 

@@ -155,9 +155,11 @@ class Writer:
             self.link.lost(exc)
             return None
         except SetupError as exc:
+            self.live.refused()  # maybe the partition's fault (dropped, no right): not again
             self.link.setup_failed(str(exc))
             return None
         except psycopg2.Error as exc:  # e.g. logpipe_progress missing: initdb not run
+            self.live.refused()
             self.link.setup_failed(first_line(exc))
             return None
         except SystemError as exc:
