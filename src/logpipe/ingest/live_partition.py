@@ -8,8 +8,9 @@ a transition table: the server's CPU per row fell from 6.75 to 5.55 us
 (bench/ingest_costs.py, 2026-12-04). The partition counts the rows for the rollups with
 a trigger of its own (logpipe_partition_ready, sql/005_partitions.sql).
 
-A batch goes to the partition when its first and last lines fall in it; a backlog of
-days, a backfill, or a batch across a month's end goes to access_log. A batch with a line
+A batch goes to the partition when its first and last lines fall in it (a backlog of
+hours of the same month does too); a backlog from the month before, a backfill, or a
+batch across a month's end goes to access_log. A batch with a line
 in between outside the partition (a request logged hours after it began) is refused as
 a whole by the partition and loaded again into access_log (store/copy.py); the partition
 is then not tried for a minute.
