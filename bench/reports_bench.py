@@ -43,7 +43,7 @@ from logpipe.reports.queries.series import TRAFFIC, from_access_log
 from logpipe.reports.run import prepare_session, run_report
 from logpipe.reports.times import parse_time
 from logpipe.store import database as db
-from logpipe.store.copy import COPY_ROWS_SQL
+from logpipe.store.copy import COPY_INTO_SQL
 
 HUMAN_AGENTS = [
     f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -377,7 +377,7 @@ def copy_data(conn: Any, rows: int) -> list[str]:
 
 
 def copy_batches(conn: Any, lines: list[str], batch: int, table: str = "access_log") -> float:
-    sql = COPY_ROWS_SQL.replace("COPY access_log", f"COPY {table}")
+    sql = COPY_INTO_SQL.format(table=table)
     t0 = time.perf_counter()
     conn.autocommit = False
     with conn.cursor() as cur:

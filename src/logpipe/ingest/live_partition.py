@@ -23,8 +23,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
+
+from logpipe.store.database import connection_lost
 
 # How long after a refused batch, or a look that found no partition, before looking again
 RETRY_SECONDS = 60.0
@@ -63,17 +66,17 @@ def find_live_partition(conn: psycopg2.extensions.connection) -> LivePartition |
         with conn.cursor() as cur:
             cur.execute(LIVE_PARTITION_SQL)
             found = cur.fetchone()
-            table = None if found is None else \
-                sql.Identifier(found[0], found[1]).as_string(conn)
         conn.commit()
-    except (psycopg2.OperationalError, psycopg2.InterfaceError):
-        raise
-    except psycopg2.Error:  # e.g. logpipe_partitions() missing: a schema before partitions
+    except psycopg2.Error as exc:  # e.g. logpipe_partitions() missing: a schema before them
+        if connection_lost(conn, exc):
+            raise
         conn.rollback()
         return None
-    if found is None or table is None:
+    if found is None:
         return None
-    return LivePartition(table, float(found[2]), float(found[3]))
+    schema, name, starts, ends = found
+    return LivePartition(sql.Identifier(schema, name).as_string(conn), float(starts),
+                         float(ends))
 
 
 def first_and_last_times(parser: Any, chunk: bytes) -> tuple[float, float] | None:

@@ -28,8 +28,8 @@ from logpipe.parse.columns import ACCESS_LOG_COLUMNS
 from logpipe.parse.values import copy_text
 from logpipe.store.narrow import Refusal, narrow
 
-COPY_ROWS_SQL = f"COPY access_log ({', '.join(ACCESS_LOG_COLUMNS)}) FROM STDIN"
 COPY_INTO_SQL = f"COPY {{table}} ({', '.join(ACCESS_LOG_COLUMNS)}) FROM STDIN"
+COPY_ROWS_SQL = COPY_INTO_SQL.format(table="access_log")
 COPY_REJECTS_SQL = "COPY access_log_rejects (source, reason, line) FROM STDIN"
 CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 # SQLSTATEs that blame the rows: cardinality (21: e.g. a trigger's ON CONFLICT meeting

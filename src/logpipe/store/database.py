@@ -274,12 +274,15 @@ def run_apart(conn: psycopg2.extensions.connection, statement: str,
     except psycopg2.errors.LockNotAvailable:
         conn.rollback()
         return BUSY
-    except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-        if conn.closed or not getattr(exc, "pgcode", None):
+    except psycopg2.Error as exc:
+        if connection_lost(conn, exc):
             raise
         conn.rollback()
         return first_line(exc)
-    except psycopg2.Error as exc:
-        conn.rollback()
-        return first_line(exc)
     return None
+
+
+def connection_lost(conn: psycopg2.extensions.connection, exc: psycopg2.Error) -> bool:
+    """Did `exc` end the connection, rather than report an error on a live one?"""
+    return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) \
+        and (bool(conn.closed) or not getattr(exc, "pgcode", None))
