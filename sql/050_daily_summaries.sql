@@ -95,6 +95,37 @@ CREATE TABLE IF NOT EXISTS logpipe_daily_broken (
     last_seen timestamptz NOT NULL
 );
 
+-- Requests served (status below 400) per hour and page (logpipe_pages.id), as
+-- logpipe_rollup_daily counts them per day: `pages`, `static` and `tree` read the whole
+-- hours of a window's partial first or last day here, and only the partial hour from
+-- access_log (src/logpipe/reports/queries/pages.py), where they read up to 12 hours of
+-- rows. A day's hours are read while its summary is up to date and page_hours (in
+-- logpipe_daily_days) says they were made with it: not for a summary from before this
+-- table, nor for a day with rows of a page not yet in logpipe_pages when it was made.
+CREATE TABLE IF NOT EXISTS logpipe_daily_page_hours (
+    day            date        NOT NULL,
+    hour           timestamptz NOT NULL,
+    page_id        integer     NOT NULL,
+    hits           bigint      NOT NULL,
+    bot_hits       bigint      NOT NULL,
+    bytes          bigint      NOT NULL,
+    bot_bytes      bigint      NOT NULL,
+    views          bigint      NOT NULL,
+    bot_views      bigint      NOT NULL,
+    view_bytes     bigint      NOT NULL,
+    bot_view_bytes bigint      NOT NULL
+);
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_attribute
+                    WHERE attrelid = 'logpipe_daily_days'::regclass
+                      AND attname = 'page_hours' AND NOT attisdropped) THEN
+        ALTER TABLE logpipe_daily_days ADD COLUMN page_hours boolean NOT NULL DEFAULT false;
+    END IF;
+END
+$$;
+
 -- A 4xx status as its bit in logpipe_daily_broken.statuses, and the bits as
 -- `report broken-links` lists them ('404,410').
 CREATE OR REPLACE FUNCTION logpipe_status_bit(status smallint) RETURNS bit(100)
@@ -129,6 +160,10 @@ BEGIN
     IF to_regclass('logpipe_daily_broken_day') IS NULL THEN
         CREATE INDEX logpipe_daily_broken_day ON logpipe_daily_broken (day);
     END IF;
+    IF to_regclass('logpipe_daily_page_hours_day_page') IS NULL THEN  -- a few pages' hours
+        CREATE INDEX logpipe_daily_page_hours_day_page
+            ON logpipe_daily_page_hours (day, page_id);
+    END IF;
 END
 $$;
 
@@ -159,7 +194,8 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
 $$;
 
 -- Summarize the days from `lo` to `hi` (dates; NULL: no bound) whose summary is
--- missing, out of date or short of the day's end, except days `logpipe prune` emptied
+-- missing, out of date, short of the day's end or without its page hours (made before
+-- them, or while a page of the day had no id yet), except days `logpipe prune` emptied
 -- (whose summaries it deletes). The current UTC day is summarized up to the last
 -- whole hour that ended 5 minutes ago or more (rows of a later time may still be on
 -- their way), so that reports read only its last hour or so from access_log; again
@@ -190,11 +226,15 @@ BEGIN
         DELETE FROM logpipe_daily_agents s WHERE s.day < pruned;
         DELETE FROM logpipe_daily_referers s WHERE s.day < pruned;
         DELETE FROM logpipe_daily_broken s WHERE s.day < pruned;
+        DELETE FROM logpipe_daily_page_hours s WHERE s.day < pruned;
     END IF;
     FOR d, t1 IN SELECT s.day, least((s.day + 1)::timestamp AT TIME ZONE 'UTC', settled)
                    FROM logpipe_daily_state(lo, hi) s
+                   LEFT JOIN logpipe_daily_days dd ON dd.day = s.day
                   WHERE (NOT s.fresh OR s.upto < least((s.day + 1)::timestamp AT TIME ZONE 'UTC',
-                                                       settled))
+                                                       settled)
+                         -- made before the page hours, or before a page had its id
+                         OR NOT coalesce(dd.page_hours, false))
                     AND s.day::timestamp AT TIME ZONE 'UTC' < settled
                     AND (pruned IS NULL OR s.day >= pruned)
                   ORDER BY s.day LOOP
@@ -204,6 +244,7 @@ BEGIN
         DELETE FROM logpipe_daily_agents s WHERE s.day = d;
         DELETE FROM logpipe_daily_referers s WHERE s.day = d;
         DELETE FROM logpipe_daily_broken s WHERE s.day = d;
+        DELETE FROM logpipe_daily_page_hours s WHERE s.day = d;
         WITH hosts AS MATERIALIZED (
             SELECT a.vhost, coalesce(a.is_bot, a.user_agent IS NULL) AS bot, a.remote_host,
                    count(*) FILTER (WHERE a.status >= 400) AS errors,
@@ -253,16 +294,43 @@ BEGIN
                        AND a.referer <> ''
                      GROUP BY 1, 2, 3, 4) g
              CROSS JOIN LATERAL (SELECT logpipe_url_host(g.referer) AS host OFFSET 0) r
+        ), served AS MATERIALIZED (
+            -- as pages reads access_log for part of a day (pages.py, _raw_part), keyed
+            -- as the rollups key pages; a page the fold has not numbered yet has no id
+            SELECT logpipe_hour(a.time) AS hour, p.id AS page_id,
+                   count(*) AS hits, count(*) FILTER (WHERE a.bot) AS bot_hits,
+                   coalesce(sum(a.bytes), 0) AS bytes,
+                   coalesce(sum(a.bytes) FILTER (WHERE a.bot), 0) AS bot_bytes,
+                   count(*) FILTER (WHERE a.view) AS views,
+                   count(*) FILTER (WHERE a.view AND a.bot) AS bot_views,
+                   coalesce(sum(a.bytes) FILTER (WHERE a.view), 0) AS view_bytes,
+                   coalesce(sum(a.bytes) FILTER (WHERE a.view AND a.bot), 0) AS bot_view_bytes
+              FROM (SELECT r.time, logpipe_rollup_vhost(r.vhost) AS vhost,
+                           logpipe_rollup_path(r.path) AS path,
+                           coalesce(r.is_bot, r.user_agent IS NULL) AS bot,
+                           logpipe_rollup_bytes(r.bytes, r.bytes_out) AS bytes,
+                           logpipe_is_view(r.method) AS view
+                      FROM access_log r
+                     WHERE r.time >= t0 AND r.time < t1 AND r.status < 400) a
+              LEFT JOIN logpipe_pages p ON p.vhost = a.vhost AND p.path = a.path
+             GROUP BY 1, 2
+        ), page_hours AS (
+            INSERT INTO logpipe_daily_page_hours
+            SELECT d, s.hour, s.page_id, s.hits, s.bot_hits, s.bytes, s.bot_bytes, s.views,
+                   s.bot_views, s.view_bytes, s.bot_view_bytes
+              FROM served s WHERE s.page_id IS NOT NULL
         )
-        INSERT INTO logpipe_daily_days AS s (day, upto, hits, bytes, bot_hits, status_sum)
+        INSERT INTO logpipe_daily_days AS s (day, upto, hits, bytes, bot_hits, status_sum,
+                                            page_hours)
         SELECT d, t1, coalesce(sum(h.requests), 0), coalesce(sum(h.bytes), 0),
                coalesce(sum(h.requests) FILTER (WHERE h.bot), 0),
-               coalesce(sum(h.status_sum), 0)
+               coalesce(sum(h.status_sum), 0),
+               NOT EXISTS (SELECT FROM served WHERE page_id IS NULL)
           FROM hosts h
         ON CONFLICT (day) DO UPDATE
            SET upto = excluded.upto, hits = excluded.hits, bytes = excluded.bytes,
                bot_hits = excluded.bot_hits, status_sum = excluded.status_sum,
-               refreshed_at = now();
+               page_hours = excluded.page_hours, refreshed_at = now();
         done := done + 1;
     END LOOP;
     RETURN done;

@@ -307,3 +307,21 @@ def test_pages_settled_by_the_pages_most_requested_of_all_time(database: Databas
     assert [{"vhost": v, "path": p, "hits": h, "bytes": b} for v, p, h, b in rows] \
         == _direct(dsn, limit, SETTLED, late)
     assert rows[0][1:3] == ("/burst", 800)
+
+    # The same, with the unfolded rows in the day's last quarter hour and the session
+    # 14 hours ahead of UTC: pending counts are found by the UTC day of their quarter
+    # (logpipe_pending_quarters stands for logpipe_pending_pages there).
+    execute(dsn, _requests(SETTLED, "/late-night", "2024-09-01", 1))
+    as_json(dsn, "pages", "--limit", "1")  # folds /burst and that first request
+    execute(dsn, _requests(SETTLED, "/late-night", "2024-09-25", 900)
+            .replace("12:00", "23:45"))  # 23:45:01 to 00:00:00 UTC
+    execute(dsn, "DELETE FROM access_log WHERE time >= '2024-09-26T00:00:00Z'"
+                 " AND path = '/late-night'")
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        prepare_session(cur)
+        cur.execute("SET TimeZone = 'Pacific/Kiritimati'")
+        rows = run_report(cur, "pages", unfolded)[1]
+    conn.close()
+    assert [{"vhost": v, "path": p, "hits": h, "bytes": b} for v, p, h, b in rows] \
+        == _direct(dsn, limit, SETTLED, late)
+    assert rows[0][1:3] == ("/late-night", 899)

@@ -22,6 +22,7 @@ from logpipe.reports.queries.pages import (
     RollupRange,
     query_pages,
     query_static,
+    read_page_hours,
 )
 from logpipe.reports.queries.referers import query_broken_links, query_referers
 from logpipe.reports.queries.series import query_status, query_traffic
@@ -82,10 +83,11 @@ def may_fold(conn: Any) -> bool:
     return allowed
 
 
-def rollup_range(cur: Any) -> RollupRange:
+def rollup_range(cur: Any, f: Filters | None = None) -> RollupRange:
+    """What the page reports read beyond the rollup, for the window of `f`."""
     cur.execute(ROLLUP_RANGE_SQL)
     first, last = cur.fetchone()
-    return RollupRange(first, last)
+    return RollupRange(first, last, read_page_hours(cur, f) if f is not None else ())
 
 
 def run_report(cur: Any, name: str, filters: Filters, everything: bool = False,
@@ -93,11 +95,11 @@ def run_report(cur: Any, name: str, filters: Filters, everything: bool = False,
     """Run one report: (column names, rows). Also what bench/reports_bench.py times.
     `everything`: pages --all; `depth`: tree --depth."""
     if name == "pages":
-        sql, params = query_pages(filters, rollup_range(cur), everything)
+        sql, params = query_pages(filters, rollup_range(cur, filters), everything)
     elif name == "static":
-        sql, params = query_static(filters, rollup_range(cur))
+        sql, params = query_static(filters, rollup_range(cur, filters))
     elif name == "tree":
-        sql, params = query_tree(filters, rollup_range(cur), depth)
+        sql, params = query_tree(filters, rollup_range(cur, filters), depth)
     else:
         # broken-links, offenders, agents, referers: from the daily summaries where served
         daily = query_daily(cur, name, filters)
