@@ -297,23 +297,25 @@ BEGIN
         ), served AS MATERIALIZED (
             -- as pages reads access_log for part of a day (pages.py, _raw_part), keyed
             -- as the rollups key pages; a page the fold has not numbered yet has no id
-            SELECT logpipe_hour(a.time) AS hour, p.id AS page_id,
-                   count(*) AS hits, count(*) FILTER (WHERE a.bot) AS bot_hits,
-                   coalesce(sum(a.bytes), 0) AS bytes,
-                   coalesce(sum(a.bytes) FILTER (WHERE a.bot), 0) AS bot_bytes,
-                   count(*) FILTER (WHERE a.view) AS views,
-                   count(*) FILTER (WHERE a.view AND a.bot) AS bot_views,
-                   coalesce(sum(a.bytes) FILTER (WHERE a.view), 0) AS view_bytes,
-                   coalesce(sum(a.bytes) FILTER (WHERE a.view AND a.bot), 0) AS bot_view_bytes
-              FROM (SELECT r.time, logpipe_rollup_vhost(r.vhost) AS vhost,
-                           logpipe_rollup_path(r.path) AS path,
-                           coalesce(r.is_bot, r.user_agent IS NULL) AS bot,
-                           logpipe_rollup_bytes(r.bytes, r.bytes_out) AS bytes,
-                           logpipe_is_view(r.method) AS view
-                      FROM access_log r
-                     WHERE r.time >= t0 AND r.time < t1 AND r.status < 400) a
-              LEFT JOIN logpipe_pages p ON p.vhost = a.vhost AND p.path = a.path
-             GROUP BY 1, 2
+            SELECT g.*, p.id AS page_id
+              FROM (SELECT logpipe_hour(a.time) AS hour, a.vhost, a.path,
+                           count(*) AS hits, count(*) FILTER (WHERE a.bot) AS bot_hits,
+                           coalesce(sum(a.bytes), 0) AS bytes,
+                           coalesce(sum(a.bytes) FILTER (WHERE a.bot), 0) AS bot_bytes,
+                           count(*) FILTER (WHERE a.view) AS views,
+                           count(*) FILTER (WHERE a.view AND a.bot) AS bot_views,
+                           coalesce(sum(a.bytes) FILTER (WHERE a.view), 0) AS view_bytes,
+                           coalesce(sum(a.bytes) FILTER (WHERE a.view AND a.bot), 0)
+                               AS bot_view_bytes
+                      FROM (SELECT r.time, logpipe_rollup_vhost(r.vhost) AS vhost,
+                                   logpipe_rollup_path(r.path) AS path,
+                                   coalesce(r.is_bot, r.user_agent IS NULL) AS bot,
+                                   logpipe_rollup_bytes(r.bytes, r.bytes_out) AS bytes,
+                                   logpipe_is_view(r.method) AS view
+                              FROM access_log r
+                             WHERE r.time >= t0 AND r.time < t1 AND r.status < 400) a
+                     GROUP BY 1, 2, 3) g
+              LEFT JOIN logpipe_pages p ON p.vhost = g.vhost AND p.path = g.path
         ), page_hours AS (
             INSERT INTO logpipe_daily_page_hours
             SELECT d, s.hour, s.page_id, s.hits, s.bot_hits, s.bytes, s.bot_bytes, s.views,

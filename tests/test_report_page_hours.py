@@ -38,11 +38,18 @@ SELECT timestamptz '2024-09-01T00:00:00Z' + i * interval '73 seconds',
   FROM generate_series(1, 3000) i
 """
 
-SINCE = [dt.datetime(2024, 9, 1, 5, 17, 23, tzinfo=UTC),  # partial hours at both ends
-         dt.datetime(2024, 9, 1, 13, 0, tzinfo=UTC),  # whole hours only
+# The part of a day a bound cuts is its shorter side (pages._split): whole hours of
+# the summary, and at the hour cut either that part of it from access_log (05:17:23:
+# 05:00-05:17:23; 18:42: 18:42-19:00; 02:10:05; 20:50), or the summary's whole hour
+# less the rest of it from access_log (09:45: less 09:45-10:00; 15:30: less
+# 15:00-15:30); 13:00: whole hours alone.
+SINCE = [dt.datetime(2024, 9, 1, 5, 17, 23, tzinfo=UTC),
+         dt.datetime(2024, 9, 1, 9, 45, tzinfo=UTC),
+         dt.datetime(2024, 9, 1, 13, 0, tzinfo=UTC),
          dt.datetime(2024, 9, 1, 18, 42, tzinfo=UTC)]
 UNTIL = [None, dt.datetime(2024, 9, 2, 2, 10, 5, tzinfo=UTC),
-         dt.datetime(2024, 9, 2, 15, 30, tzinfo=UTC)]
+         dt.datetime(2024, 9, 2, 15, 30, tzinfo=UTC),
+         dt.datetime(2024, 9, 2, 20, 50, tzinfo=UTC)]
 FILTERS: list[dict[str, Any]] = [{}, {"bots": False}, {"bots": True}, {"vhost": "a.test"},
                                  {"path": "/docs/guide"}]
 
