@@ -305,7 +305,7 @@ def refresh_days(conn: Any, since: Any, until: Any) -> None:
             first, end = day_bounds(Filters(since=low, until=high))
             cur.execute(STALE_DAYS_SQL, (first, end))
             stale = cur.fetchone()[0]
-            if stale > 1:  # a wait worth explaining: ~3 s per million rows, once
+            if stale > 1:  # a wait worth explaining: ~9 s per million rows, once
                 say(f"note: summarizing the requests of {stale} days, once; later reports "
                     "over them read the summaries")
             cur.execute("SELECT logpipe_daily_refresh(%s, %s)", (first, end))
@@ -315,7 +315,7 @@ def refresh_days(conn: Any, since: Any, until: Any) -> None:
 def refresh_for(conn: Any, args: argparse.Namespace, filters: Filters) -> None:
     """refresh_days for a `logpipe report NAME` command line whose filters the summaries
     serve; for the page reports, the days their window takes part of (the page hours of
-    logpipe_daily_page_hours: one day's summary ~1 s per 300,000 rows, once)."""
+    logpipe_daily_page_hours: one day's summary ~3 s per 300,000 rows, once)."""
     if served(args.name, filters):
         refresh_days(conn, args.since, args.until)
     elif args.name in PAGE_REPORTS and not filters.per_source:
