@@ -324,13 +324,16 @@ def refresh_for(conn: Any, args: argparse.Namespace, filters: Filters) -> None:
 
 def refresh_edges(conn: Any, since: Any, until: Any) -> None:
     """Summarize the past UTC days the window begins or ends within, where this role may
-    and their summary is not up to date (logpipe_daily_refresh)."""
+    and their summary is not up to date (logpipe_daily_refresh). Not today, which the
+    writer summarizes hourly: a report would wait for it at every new hour."""
+    today = dt.datetime.now(UTC).date()
     with conn.cursor() as cur:
         cur.execute(MAY_REFRESH_SQL)
         if cur.fetchone()[0]:
             for moment in resolve_times(cur, since, until):
-                if moment is not None and moment.astimezone(UTC).timetz() != dt.time(0, tzinfo=UTC):
-                    day = moment.astimezone(UTC).date()
+                utc = None if moment is None else moment.astimezone(UTC)
+                if utc is not None and utc.timetz() != dt.time(0, tzinfo=UTC) \
+                        and utc.date() < today:
                     cur.execute("SELECT logpipe_daily_refresh(%s, %s)",
-                                (day, day + dt.timedelta(days=1)))
+                                (utc.date(), utc.date() + dt.timedelta(days=1)))
     conn.commit()
