@@ -86,20 +86,26 @@ def split_window(f: Filters, fresh: list[Span]) -> Window:
     return window
 
 
-def fresh_days(cur: Any, f: Filters) -> list[Span] | None:
-    """The up-to-date days the window touches, or None where the summaries cannot be
-    read (a schema from before them, a role not granted them)."""
+def read_summaries(cur: Any, sql: str, params: Any) -> list[tuple] | None:
+    """The rows of a query over the summaries, or None where they cannot be read (a
+    schema from before them or their newer columns, a role not granted them)."""
     import psycopg2.errors
 
-    first, end = day_bounds(f)
     try:
-        cur.execute(FRESH_DAYS_SQL, (first, end))  # autocommit: a refusal spoils nothing
+        cur.execute(sql, params)  # autocommit: a refusal spoils nothing
     except (psycopg2.errors.UndefinedFunction, psycopg2.errors.UndefinedTable,
-            psycopg2.errors.InsufficientPrivilege):
+            psycopg2.errors.UndefinedColumn, psycopg2.errors.InsufficientPrivilege):
         if not cur.connection.autocommit:
             cur.connection.rollback()
         return None
-    return [(day, upto) for day, upto in cur.fetchall()]
+    return cur.fetchall()
+
+
+def fresh_days(cur: Any, f: Filters) -> list[Span] | None:
+    """The up-to-date days the window touches, or None where the summaries cannot be
+    read (read_summaries)."""
+    rows = read_summaries(cur, FRESH_DAYS_SQL, day_bounds(f))
+    return None if rows is None else [(day, upto) for day, upto in rows]
 
 
 def query_daily(cur: Any, name: str, f: Filters) -> tuple[str, dict[str, Any]] | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from logpipe.reports.filters import Filters, all_of, conditions, limit_clause
+from logpipe.reports.queries.daily import read_summaries
 
 # What RollupRange is read from (run.rollup_range runs it).
 ROLLUP_RANGE_SQL = "SELECT min(day), max(day) FROM logpipe_rollup_daily"
@@ -77,21 +78,15 @@ class RollupRange:
 
 def read_page_hours(cur: Any, f: Filters) -> tuple[tuple[dt.date, dt.datetime], ...]:
     """RollupRange.page_hours for the window of `f`: none where the summaries cannot be
-    read (a schema from before them, a role not granted them)."""
-    import psycopg2.errors
-
+    read (daily.read_summaries)."""
     if f.per_source:
         return ()
     found: list[tuple[dt.date, dt.datetime]] = []
     for day in sorted({_utc_day(t) for t in (f.since, f.until) if t is not None}):
-        try:
-            cur.execute(PAGE_HOURS_SQL, {"day": day})
-        except (psycopg2.errors.UndefinedFunction, psycopg2.errors.UndefinedTable,
-                psycopg2.errors.UndefinedColumn, psycopg2.errors.InsufficientPrivilege):
-            if not cur.connection.autocommit:
-                cur.connection.rollback()
+        rows = read_summaries(cur, PAGE_HOURS_SQL, {"day": day})
+        if rows is None:
             return ()
-        found += cur.fetchall()
+        found += rows
     return tuple(found)
 
 
