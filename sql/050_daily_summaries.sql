@@ -1,13 +1,13 @@
 -- Daily summaries for the reports that read access_log row by row: broken-links,
--- offenders, agents and referers (without --path). Idempotent like every file here.
+-- offenders, agents and referers. Idempotent like every file here.
 --
 -- Each UTC day is counted once into small tables, per the keys the reports group by
 -- plus what their filters need (vhost, the bot flag); `logpipe report` reads them for
 -- the days of its window whose summary is up to date, and counts the rest (the
 -- partial days at either end, the current day's last hour or so, days loaded late or
 -- not summarized yet) from access_log as it runs (src/logpipe/reports/queries/daily.py).
--- --source, and --path for offenders, agents and referers, read access_log alone: the
--- summaries keep neither.
+-- --source, and --path for offenders and agents, read access_log alone: the summaries
+-- keep neither.
 --
 -- A day's summary is up to date while the day's totals in the quarter-hour rollup
 -- (logpipe_quarters: requests, bytes, bot requests and the sum of the statuses), up
@@ -79,6 +79,22 @@ CREATE TABLE IF NOT EXISTS logpipe_daily_referers (
     hits    bigint  NOT NULL
 );
 
+-- The same per path too, for `referers --path P` of a path without counts of its own
+-- (logpipe_hot_paths, 020_reports.sql): the report index (010_indexes.sql) keys rows on
+-- their path alone, so their referers are read from the rows themselves; here a path's
+-- days are a few rows each, and only the rest of the window is read row by row. Read
+-- by a hash of the path (no btree entry holds a hostile path), for days whose
+-- path_referers (in logpipe_daily_days) says they were made with it.
+CREATE TABLE IF NOT EXISTS logpipe_daily_path_referers (
+    day     date    NOT NULL,
+    vhost   text,
+    bot     boolean NOT NULL,
+    path    text,
+    referer text    NOT NULL,
+    host    text,
+    hits    bigint  NOT NULL
+);
+
 -- 4xx answers to requests with a referer, per referer and path: the statuses as bits
 -- (bit 0 for 400 ... bit 99 for 499), whether the referer's host is the vhost's own
 -- (else the report tests `host` against logpipe_site_hosts).
@@ -117,12 +133,17 @@ CREATE TABLE IF NOT EXISTS logpipe_daily_page_hours (
 );
 
 DO $$
-BEGIN
-    IF NOT EXISTS (SELECT FROM pg_attribute
-                    WHERE attrelid = 'logpipe_daily_days'::regclass
-                      AND attname = 'page_hours' AND NOT attisdropped) THEN
-        ALTER TABLE logpipe_daily_days ADD COLUMN page_hours boolean NOT NULL DEFAULT false;
-    END IF;
+DECLARE
+    made_with text;
+BEGIN  -- false: a summary from before the table (page_hours, 2026-12-04; path_referers)
+    FOREACH made_with IN ARRAY ARRAY['page_hours', 'path_referers'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_attribute
+                        WHERE attrelid = 'logpipe_daily_days'::regclass
+                          AND attname = made_with AND NOT attisdropped) THEN
+            EXECUTE format('ALTER TABLE logpipe_daily_days'
+                           ' ADD COLUMN %I boolean NOT NULL DEFAULT false', made_with);
+        END IF;
+    END LOOP;
 END
 $$;
 
@@ -156,6 +177,10 @@ BEGIN
     END IF;
     IF to_regclass('logpipe_daily_referers_day') IS NULL THEN
         CREATE INDEX logpipe_daily_referers_day ON logpipe_daily_referers (day);
+    END IF;
+    IF to_regclass('logpipe_daily_path_referers_path') IS NULL THEN
+        CREATE INDEX logpipe_daily_path_referers_path
+            ON logpipe_daily_path_referers (hashtextextended(coalesce(path, ''), 0), day);
     END IF;
     IF to_regclass('logpipe_daily_broken_day') IS NULL THEN
         CREATE INDEX logpipe_daily_broken_day ON logpipe_daily_broken (day);
@@ -225,6 +250,7 @@ BEGIN
         DELETE FROM logpipe_daily_clients s WHERE s.day < pruned;
         DELETE FROM logpipe_daily_agents s WHERE s.day < pruned;
         DELETE FROM logpipe_daily_referers s WHERE s.day < pruned;
+        DELETE FROM logpipe_daily_path_referers s WHERE s.day < pruned;
         DELETE FROM logpipe_daily_broken s WHERE s.day < pruned;
         DELETE FROM logpipe_daily_page_hours s WHERE s.day < pruned;
     END IF;
@@ -233,8 +259,9 @@ BEGIN
                    LEFT JOIN logpipe_daily_days dd ON dd.day = s.day
                   WHERE (NOT s.fresh OR s.upto < least((s.day + 1)::timestamp AT TIME ZONE 'UTC',
                                                        settled)
-                         -- made before the page hours, or before a page had its id
-                         OR NOT coalesce(dd.page_hours, false))
+                         -- made before the page hours, or before a page had its id,
+                         -- or before the path referers
+                         OR NOT coalesce(dd.page_hours AND dd.path_referers, false))
                     AND s.day::timestamp AT TIME ZONE 'UTC' < settled
                     AND (pruned IS NULL OR s.day >= pruned)
                   ORDER BY s.day LOOP
@@ -243,6 +270,7 @@ BEGIN
         DELETE FROM logpipe_daily_clients s WHERE s.day = d;
         DELETE FROM logpipe_daily_agents s WHERE s.day = d;
         DELETE FROM logpipe_daily_referers s WHERE s.day = d;
+        DELETE FROM logpipe_daily_path_referers s WHERE s.day = d;
         DELETE FROM logpipe_daily_broken s WHERE s.day = d;
         DELETE FROM logpipe_daily_page_hours s WHERE s.day = d;
         WITH hosts AS MATERIALIZED (
@@ -269,17 +297,23 @@ BEGIN
             SELECT d, a.vhost, a.user_agent, a.is_bot, count(*), max(a.time)
               FROM access_log a WHERE a.time >= t0 AND a.time < t1
              GROUP BY 2, 3, 4
-        ), referers AS (
-            INSERT INTO logpipe_daily_referers
-            SELECT d, g.vhost, g.bot, g.referer, r.host, g.hits
+        ), path_referers AS MATERIALIZED (
+            SELECT g.vhost, g.bot, g.path, g.referer, r.host, g.hits
               FROM (SELECT a.vhost, coalesce(a.is_bot, a.user_agent IS NULL) AS bot,
-                           a.referer, count(*) AS hits
+                           a.path, a.referer, count(*) AS hits
                       FROM access_log a
                      WHERE a.time >= t0 AND a.time < t1
                        AND a.referer IS NOT NULL AND a.referer <> ''
-                     GROUP BY 1, 2, 3) g
+                     GROUP BY 1, 2, 3, 4) g
              CROSS JOIN LATERAL (SELECT logpipe_url_host(g.referer) AS host OFFSET 0) r
              WHERE NOT coalesce(r.host = logpipe_host(g.vhost), false)
+        ), path_rows AS (
+            INSERT INTO logpipe_daily_path_referers
+            SELECT d, p.vhost, p.bot, p.path, p.referer, p.host, p.hits FROM path_referers p
+        ), referers AS (  -- the path's rows added up
+            INSERT INTO logpipe_daily_referers
+            SELECT d, p.vhost, p.bot, p.referer, p.host, sum(p.hits)
+              FROM path_referers p GROUP BY p.vhost, p.bot, p.referer, p.host
         ), broken AS (
             INSERT INTO logpipe_daily_broken
             SELECT d, g.vhost, g.bot, g.referer, g.path,
@@ -323,16 +357,17 @@ BEGIN
               FROM served s WHERE s.page_id IS NOT NULL
         )
         INSERT INTO logpipe_daily_days AS s (day, upto, hits, bytes, bot_hits, status_sum,
-                                            page_hours)
+                                            page_hours, path_referers)
         SELECT d, t1, coalesce(sum(h.requests), 0), coalesce(sum(h.bytes), 0),
                coalesce(sum(h.requests) FILTER (WHERE h.bot), 0),
                coalesce(sum(h.status_sum), 0),
-               NOT EXISTS (SELECT FROM served WHERE page_id IS NULL)
+               NOT EXISTS (SELECT FROM served WHERE page_id IS NULL), true
           FROM hosts h
         ON CONFLICT (day) DO UPDATE
            SET upto = excluded.upto, hits = excluded.hits, bytes = excluded.bytes,
                bot_hits = excluded.bot_hits, status_sum = excluded.status_sum,
-               page_hours = excluded.page_hours, refreshed_at = now();
+               page_hours = excluded.page_hours, path_referers = excluded.path_referers,
+               refreshed_at = now();
         done := done + 1;
     END LOOP;
     RETURN done;

@@ -24,10 +24,9 @@ from visitors_support import load
 from logpipe.reports.filters import Filters
 from logpipe.reports.queries.daily import (
     SUMMARY_REPORTS,
-    fresh_days,
     refresh_days,
-    served,
     split_window,
+    summary_days,
 )
 from logpipe.reports.run import QUERIES, prepare_session, pruned_before, run_report
 
@@ -90,6 +89,9 @@ WINDOWS: list[tuple[dt.datetime | None, dt.datetime | None]] = [
 FILTERS: list[dict[str, Any]] = [
     {}, {"bots": True}, {"bots": False}, {"vhost": W}, {"vhost": S, "bots": False},
     {"limit": 3}, {"limit": 0}, {"vhost": "nowhere.example"},
+    # referers and broken-links keep paths: the long one has no btree entry of its own
+    {"path": "/"}, {"path": "/x" * 40, "bots": False}, {"path": "/cart", "vhost": W},
+    {"path": "/nowhere"},
 ]
 
 
@@ -102,7 +104,7 @@ def both(dsn: str, name: str, f: Filters) -> tuple[list[tuple], list[tuple], int
         with conn.cursor() as cur:
             prepare_session(cur)
             f.pruned_before = pruned_before(cur)
-            fresh = fresh_days(cur, f) if served(name, f) else None
+            fresh = summary_days(cur, name, f)
             days = len(split_window(f, fresh).days) if fresh is not None else 0
             _, reported = run_report(cur, name, f)
             sql, params = QUERIES[name](f)
@@ -136,7 +138,8 @@ def test_summaries_and_live_pieces_equal_the_live_query(site: Database) -> None:
 
 
 def test_filters_the_summaries_do_not_keep_read_access_log(site: Database) -> None:
-    """--path (broken-links keeps paths), --source: the same rows as the live query."""
+    """--path (broken-links and referers keep paths), --source: the same rows as the
+    live query."""
     source = str(scalar(site.dsn, "SELECT min(source) FROM access_log"))
     for name in SUMMARY_REPORTS:
         for extra in ({"path": "/missing"}, {"path": "/nowhere"}, {"sources": (source,)},
@@ -145,7 +148,8 @@ def test_filters_the_summaries_do_not_keep_read_access_log(site: Database) -> No
                                     **extra)
             reported, live, days = both(site.dsn, name, f)
             assert reported == live, (name, extra)
-            assert days == (3 if name == "broken-links" and "path" in extra else 0)
+            assert days == (3 if name in ("broken-links", "referers") and "path" in extra
+                            else 0)
     reported, _, _ = both(site.dsn, "broken-links", Filters(path="/missing"))
     assert reported and {r[2] for r in reported} == {"/missing"}
 
@@ -305,3 +309,31 @@ def _load_and_summarize_today(database: Database, tmp_path: Path,
     load(database.dsn, path)
     with psycopg2.connect(database.dsn) as conn:
         refresh_days(conn, None, None)
+
+
+def test_referers_of_a_path_read_its_days_unless_it_has_counts_of_its_own(
+        database: Database, tmp_path: Path) -> None:
+    """`referers --path` reads a path's summarized days, but a hot path's own referer
+    counts (logpipe_hot_paths); days summarized before the path referers are read from
+    access_log until the next refresh redoes them."""
+    path = tmp_path / "days.log"
+    path.write_text(traffic(5, 600))
+    load(database.dsn, path)
+    with psycopg2.connect(database.dsn) as conn:
+        refresh_days(conn, None, None)
+    some = Filters(path="/cart", since=at("2024-09-29T13:30:00"))
+    reported, live, days = both(database.dsn, "referers", some)
+    assert reported == live and reported and days == 3
+    execute(database.dsn, "SELECT logpipe_promote_hot_paths(ARRAY['/cart'])")
+    reported, live, days = both(database.dsn, "referers", some)
+    assert reported == live and days == 0
+    execute(database.dsn, "DELETE FROM logpipe_hot_paths")
+    execute(database.dsn, "UPDATE logpipe_daily_days SET path_referers = false;"
+                          " DELETE FROM logpipe_daily_path_referers")
+    reported, live, days = both(database.dsn, "referers", some)
+    assert reported == live and days == 0
+    with psycopg2.connect(database.dsn) as conn:
+        refresh_days(conn, None, None)
+    reported, live, days = both(database.dsn, "referers", some)
+    assert reported == live and days == 3
+    assert scalar(database.dsn, "SELECT count(*) FROM logpipe_daily_path_referers") > 0

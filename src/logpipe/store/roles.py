@@ -66,7 +66,7 @@ READER_TABLES: Mapping[str, Sequence[str]] = {
         # broken-links, offenders, agents, referers (sql/050_daily_summaries.sql)
         "logpipe_daily_days", "logpipe_daily_offenders", "logpipe_daily_clients",
         "logpipe_daily_agents", "logpipe_daily_referers", "logpipe_daily_broken",
-        "logpipe_daily_page_hours",
+        "logpipe_daily_page_hours", "logpipe_daily_path_referers",
         # client names and page owners (sql/040_names.sql): report domains, the digest
         "logpipe_dns_names", "report_domains", "logpipe_page_owners",
         # `logpipe status`

@@ -1,11 +1,12 @@
-"""SQL of broken-links, offenders, agents and referers (without --path) from the daily
-summaries of sql/050_daily_summaries.sql for the whole UTC days of the window whose
+"""SQL of broken-links, offenders, agents and referers from the daily summaries of
+sql/050_daily_summaries.sql for the whole UTC days of the window whose
 summary is up to date, and from access_log for the rest of the window (the partial
 days at either end, today, days loaded late or not summarized yet).
 
 The rows equal those of the live queries (reports/queries/clients.py, referers.py),
-which remain the definitions: --source, and --path for offenders, agents and referers,
-run those, as does a database or role without the summaries.
+which remain the definitions: --source, --path for offenders and agents, and
+`referers --path` for a path with referer counts of its own (a hot path) run those, as
+does a database or role without the summaries.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from logpipe.reports.filters import (
     limit_clause,
     resolve_times,
 )
-from logpipe.reports.queries.referers import REFERER_HOST, SAME_SITE
+from logpipe.reports.queries.referers import REFERER_HOST, SAME_SITE, rows_with_referer
 from logpipe.reports.queries.visitors import day_bounds
 
 SUMMARY_REPORTS = ("broken-links", "offenders", "agents", "referers")
@@ -32,13 +33,18 @@ UTC = dt.timezone.utc
 
 FRESH_DAYS_SQL = ("SELECT day, upto FROM logpipe_daily_state(%s, %s) WHERE fresh"
                   " ORDER BY day")
+# for `referers --path`: the days whose summary has the path referers too
+FRESH_PATH_DAYS_SQL = ("SELECT s.day, s.upto FROM logpipe_daily_state(%s, %s) s"
+                       " JOIN logpipe_daily_days d ON d.day = s.day"
+                       " WHERE s.fresh AND d.path_referers ORDER BY s.day")
+HOT_PATH_SQL = "SELECT EXISTS (SELECT FROM logpipe_hot_paths WHERE path = %s)"
 MAY_REFRESH_SQL = ("SELECT coalesce(has_function_privilege(to_regprocedure("
                    "'logpipe_daily_refresh(date, date)'), 'EXECUTE'), false)")
 # the past days logpipe_daily_refresh() would summarize (not today, which takes less)
 STALE_DAYS_SQL = ("SELECT count(*) FROM logpipe_daily_state(%s, %s) s"
                   " LEFT JOIN logpipe_daily_days d ON d.day = s.day"
                   " WHERE (NOT s.fresh OR s.upto < (s.day + 1)::timestamp AT TIME ZONE 'UTC'"
-                  " OR NOT coalesce(d.page_hours, false))"
+                  " OR NOT coalesce(d.page_hours AND d.path_referers, false))"
                   " AND s.day < (now() AT TIME ZONE 'UTC')::date")
 
 
@@ -61,7 +67,7 @@ def served(name: str, f: Filters) -> bool:
     """Whether the summaries keep what the report's filters need."""
     if name not in SUMMARY_REPORTS or f.sources:
         return False
-    return f.path is None or name == "broken-links"
+    return f.path is None or name in ("broken-links", "referers")
 
 
 def day_start(day: dt.date) -> dt.datetime:
@@ -101,19 +107,31 @@ def read_summaries(cur: Any, sql: str, params: Any) -> list[tuple] | None:
     return cur.fetchall()
 
 
-def fresh_days(cur: Any, f: Filters) -> list[Span] | None:
+def fresh_days(cur: Any, f: Filters, sql: str = FRESH_DAYS_SQL) -> list[Span] | None:
     """The up-to-date days the window touches, or None where the summaries cannot be
     read (read_summaries)."""
-    rows = read_summaries(cur, FRESH_DAYS_SQL, day_bounds(f))
+    rows = read_summaries(cur, sql, day_bounds(f))
     return None if rows is None else [(day, upto) for day, upto in rows]
+
+
+def summary_days(cur: Any, name: str, f: Filters) -> list[Span] | None:
+    """The up-to-date days the report can read from the summaries, or None where the
+    live query must run (filters the summaries do not keep, a hot path's referers, no
+    summaries to read)."""
+    if not served(name, f):
+        return None
+    if name == "referers" and f.path is not None:
+        cur.execute(HOT_PATH_SQL, (f.path,))
+        if cur.fetchone()[0]:  # its own counts answer faster than its days' rows
+            return None
+        return fresh_days(cur, f, FRESH_PATH_DAYS_SQL)
+    return fresh_days(cur, f)
 
 
 def query_daily(cur: Any, name: str, f: Filters) -> tuple[str, dict[str, Any]] | None:
     """The report's SQL over the summaries and access_log, or None where the live query
-    must run (filters the summaries do not keep, no summaries to read)."""
-    if not served(name, f):
-        return None
-    fresh = fresh_days(cur, f)
+    must run (summary_days)."""
+    fresh = summary_days(cur, name, f)
     if fresh is None:
         return None
     return BUILDERS[name](f, split_window(f, fresh))
@@ -173,6 +191,10 @@ def query_agents(f: Filters, window: Window) -> tuple[str, dict[str, Any]]:
     return sql, params
 
 
+# logpipe_daily_path_referers is looked up by this hash of the path (its index), then
+# compared whole
+PATH_HASH = "hashtextextended(coalesce({}, ''), 0)"
+
 # A summary row AS s of a referer whose host is one of logpipe_site_hosts (the vhost's
 # own host is in the row's `own`, or was left out): SAME_SITE's second half.
 SITE_HOST = "coalesce(s.host = ANY (ARRAY(SELECT host FROM logpipe_site_hosts)), false)"
@@ -181,17 +203,23 @@ SITE_HOST = "coalesce(s.host = ANY (ARRAY(SELECT host FROM logpipe_site_hosts)),
 def query_referers(f: Filters, window: Window) -> tuple[str, dict[str, Any]]:
     """The summary rows are external unless their host is a site host (those of the
     vhost's own host were left out); the live rows are grouped per (vhost, referer) and
-    tested as the live query does."""
+    tested as the live query does. With --path, the path's rows of both: the summary's
+    by its index on the path's hash, access_log's through the report indexes."""
     params: dict[str, Any] = {}
-    summary = all_of([*summary_conditions(f, window, params), f"NOT {SITE_HOST}"])
-    live = all_of(["a.referer IS NOT NULL", "a.referer <> ''",
-                   *live_conditions(f, window, params)])
+    where = [*summary_conditions(f, window, params), f"NOT {SITE_HOST}"]
+    live = ["a.referer IS NOT NULL", "a.referer <> ''", *live_conditions(f, window, params)]
+    if f.path is None:
+        table = "logpipe_daily_referers"
+        rows = f"SELECT a.vhost, a.referer FROM access_log a WHERE {all_of(live)}"
+    else:
+        table = "logpipe_daily_path_referers"
+        where.append(f"{PATH_HASH.format('s.path')} = {PATH_HASH.format('%(path)s')}")
+        rows = rows_with_referer("a.vhost, a.referer", live, path_given=True)
     sql = (
         "SELECT u.referer, sum(u.hits)::bigint AS hits"
-        " FROM (SELECT s.referer, s.hits FROM logpipe_daily_referers s"
-        f" WHERE {summary}"
+        f" FROM (SELECT s.referer, s.hits FROM {table} s WHERE {all_of(where)}"
         " UNION ALL SELECT g.referer, g.hits FROM (SELECT a.vhost, a.referer,"
-        f" count(*) AS hits FROM access_log a WHERE {live} GROUP BY 1, 2) g {REFERER_HOST}"
+        f" count(*) AS hits FROM ({rows}) a GROUP BY 1, 2) g {REFERER_HOST}"
         f" WHERE NOT {SAME_SITE}) u"
         " GROUP BY u.referer ORDER BY hits DESC, u.referer" + limit_clause(f, params)
     )
