@@ -23,7 +23,7 @@ def test_operator_views_and_grants_survive_a_rerun(database: Database) -> None:
                   access_log TO {analyst}""")
         result = run("initdb", "--dsn", dsn)
         assert result.returncode == 0, result.stderr
-        assert "version 3 (checked)" in result.stderr
+        assert "version 4 (checked)" in result.stderr
         for view in ("weekly_pages", "traffic_totals", "recent_paths", "report_referers",
                      "access_log"):
             assert scalar(dsn, "SELECT has_table_privilege(%s, %s, 'SELECT')",
@@ -56,17 +56,40 @@ def test_a_rerun_does_not_stop_loaders(database: Database) -> None:
 def test_schema_versions_are_recorded_once(database: Database) -> None:
     run_ok("initdb", "--dsn", database.dsn)
     assert query(database.dsn, "SELECT version, how FROM logpipe_schema_version") == [
-        (3, "created")]
+        (4, "created")]
 
 
 def test_a_newer_schema_is_refused(database: Database) -> None:
     execute(database.dsn, "INSERT INTO logpipe_schema_version (version, applied_at,"
-                          " logpipe_version, how) VALUES (4, now(), '9.0', 'created')")
+                          " logpipe_version, how) VALUES (5, now(), '9.0', 'created')")
     execute(database.dsn, "ALTER TABLE access_log DISABLE TRIGGER access_log_rollup_insert")
     result = run("initdb", "--dsn", database.dsn)
     assert result.returncode == 1
-    assert "version 4, newer than this logpipe knows (version 3)" in result.stderr
+    assert "version 5, newer than this logpipe knows (version 4)" in result.stderr
     assert "Upgrade logpipe" in result.stderr
     # nothing was changed: the trigger is still as the operator left it
     assert scalar(database.dsn, "SELECT tgenabled FROM pg_trigger"
                                 " WHERE tgname = 'access_log_rollup_insert'") == "D"
+
+
+def test_version_3_gets_the_path_index_without_include_columns(database: Database) -> None:
+    """Schema version 3's report index carried vhost and referer (INCLUDE): initdb
+    rebuilds it on the path alone (upgrade_004), which loads rows cheaper, and the
+    operator's view on access_log stays."""
+    dsn = database.dsn
+    definition = ("SELECT pg_get_indexdef('access_log_path_referers'::regclass)")
+    execute(dsn, """
+        DROP INDEX access_log_path_referers;
+        CREATE INDEX access_log_path_referers ON access_log (path) INCLUDE (vhost, referer)
+         WHERE referer IS NOT NULL
+           AND octet_length(coalesce(path, '')) + octet_length(coalesce(vhost, ''))
+               + octet_length(referer) <= 2400;
+        CREATE VIEW my_referers AS SELECT path, referer FROM access_log;
+        DELETE FROM logpipe_schema_version;
+        INSERT INTO logpipe_schema_version VALUES (3, now(), '0.9', 'created')""")
+    assert "INCLUDE" in str(scalar(dsn, definition))
+    result = run_ok("initdb", "--dsn", dsn)
+    assert "version 4 (upgraded from version 3)" in result.stderr
+    assert "INCLUDE" not in str(scalar(dsn, definition))
+    assert "(path)" in str(scalar(dsn, definition))
+    assert scalar(dsn, "SELECT count(*) FROM my_referers") == 0

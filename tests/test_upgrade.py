@@ -74,7 +74,7 @@ def test_upgrade_from_version_1_keeps_everything(empty_database: Database,
         assert len(was["rows"]) == 402 and len(was["rejects"]) == 1 and was["daily"]
 
         result = run_ok("initdb", "--dsn", dsn)
-        assert "version 3 (upgraded from version 1)" in result.stderr
+        assert "version 4 (upgraded from version 1)" in result.stderr
 
         assert snapshot(dsn) == was
         assert scalar(dsn, "SELECT relkind FROM pg_class WHERE relname = 'access_log'") == "p"
@@ -83,7 +83,8 @@ def test_upgrade_from_version_1_keeps_everything(empty_database: Database,
         assert query(dsn, "SELECT version, logpipe_version IS NOT NULL, how"
                           " FROM logpipe_schema_version ORDER BY 1") == [
             (1, False, "found in place, made before versions were recorded"),
-            (2, True, "upgraded from version 1"), (3, True, "upgraded from version 1")]
+            (2, True, "upgraded from version 1"), (3, True, "upgraded from version 1"),
+            (4, True, "upgraded from version 1")]
         # the old table's triggers, indexes, comment and grants are the new one's
         assert scalar(dsn, "SELECT count(*) FROM pg_trigger WHERE tgrelid ="
                            " 'access_log'::regclass AND NOT tgisinternal") == 4
@@ -114,5 +115,5 @@ def test_upgrade_from_version_1_keeps_everything(empty_database: Database,
             (later.date(), 3)]
 
         again = run_ok("initdb", "--dsn", dsn)
-        assert "version 3 (checked)" in again.stderr
+        assert "version 4 (checked)" in again.stderr
         assert rows_per_partition(dsn)["access_log_legacy"] == 401
