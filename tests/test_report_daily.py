@@ -22,12 +22,14 @@ from reports_support import as_csv
 from visitors_support import load
 
 from logpipe.reports.filters import Filters
+from logpipe.reports.queries import daily
 from logpipe.reports.queries.daily import (
     SUMMARY_REPORTS,
     refresh_days,
     split_window,
     summary_days,
 )
+from logpipe.reports.queries.referers import FITS
 from logpipe.reports.run import QUERIES, prepare_session, pruned_before, run_report
 
 W, S = "www.example.com", "shop.example.com"
@@ -61,6 +63,13 @@ def traffic(seed: int, count: int) -> str:
                           rng.choice(PATHS), rng.choice(STATUSES), rng.choice(REFERERS),
                           rng.choice(AGENTS)))
     return "".join(lines)
+
+
+@pytest.fixture(autouse=True)
+def every_path_from_its_days(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`referers --path` of a path with few rows reads them alone (FEW_PATH_ROWS): these
+    tests' paths all have few, and are to be read from the summaries."""
+    monkeypatch.setattr(daily, "FEW_PATH_ROWS", 0)
 
 
 @pytest.fixture(scope="module", name="site")
@@ -312,10 +321,11 @@ def _load_and_summarize_today(database: Database, tmp_path: Path,
 
 
 def test_referers_of_a_path_read_its_days_unless_it_has_counts_of_its_own(
-        database: Database, tmp_path: Path) -> None:
+        database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`referers --path` reads a path's summarized days, but a hot path's own referer
-    counts (logpipe_hot_paths); days summarized before the path referers are read from
-    access_log until the next refresh redoes them."""
+    counts (logpipe_hot_paths), and a path with few rows its rows; days summarized
+    before the path referers are read from access_log until the next refresh redoes
+    them."""
     path = tmp_path / "days.log"
     path.write_text(traffic(5, 600))
     load(database.dsn, path)
@@ -324,6 +334,13 @@ def test_referers_of_a_path_read_its_days_unless_it_has_counts_of_its_own(
     some = Filters(path="/cart", since=at("2024-09-29T13:30:00"))
     reported, live, days = both(database.dsn, "referers", some)
     assert reported == live and reported and days == 3
+    # its entries in the report index (a hostile referer's rows are in the other one)
+    rows = scalar(database.dsn, "SELECT count(*) FROM access_log a WHERE path = '/cart'"
+                                f" AND referer IS NOT NULL AND {FITS}")
+    monkeypatch.setattr(daily, "FEW_PATH_ROWS", rows + 1)
+    assert both(database.dsn, "referers", some) == (reported, live, 0)
+    monkeypatch.setattr(daily, "FEW_PATH_ROWS", rows)
+    assert both(database.dsn, "referers", some) == (reported, live, 3)
     execute(database.dsn, "SELECT logpipe_promote_hot_paths(ARRAY['/cart'])")
     reported, live, days = both(database.dsn, "referers", some)
     assert reported == live and days == 0
