@@ -211,7 +211,13 @@ def bench(dsn: str, args: argparse.Namespace) -> int:
               f"{time.perf_counter() - t0:.1f} s")
         cur.execute("VACUUM ANALYZE logpipe_daily_days, logpipe_daily_offenders,"
                     " logpipe_daily_clients, logpipe_daily_agents, logpipe_daily_referers,"
-                    " logpipe_daily_broken, logpipe_daily_page_hours")
+                    " logpipe_daily_broken, logpipe_daily_page_hours, logpipe_daily_path_referers")
+        cur.execute("SELECT pg_size_pretty(pg_total_relation_size('logpipe_daily_page_hours')),"
+                    " pg_size_pretty(pg_total_relation_size('logpipe_daily_path_referers')),"
+                    " (SELECT count(*) FROM logpipe_daily_path_referers)")
+        hours_size, path_size, path_rows = cur.fetchone()
+        print(f"  page hours {hours_size}; path referers {path_size} ({path_rows:,} rows),"
+              " with their indexes")
         # access_log and its index are partitioned: their sizes are their partitions'
         cur.execute("SELECT pg_size_pretty((SELECT sum(pg_relation_size(relid))"
                     " FROM pg_partition_tree('access_log'))),"
@@ -228,7 +234,7 @@ def bench(dsn: str, args: argparse.Namespace) -> int:
         cur.execute("SELECT path, count(*) FROM access_log GROUP BY path ORDER BY 2 DESC")
         by_rank = cur.fetchall()
     print(f"\ninserted in {gen_s:.0f} s; initdb (index + rollup build) {initdb_s:.0f} s; "
-          f"table {table_size}, (path) INCLUDE (vhost, referer) index {index_size}, "
+          f"table {table_size}, (path) index {index_size}, "
           f"rollups {rollup_size} ({daily_rows:,} daily page rows, {pages_rows:,} pages, "
           f"{quarter_rows:,} quarter-hour rows)\n")
 
