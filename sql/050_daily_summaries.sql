@@ -21,7 +21,8 @@
 -- the rows kept) and their summaries go at the next refresh.
 --
 -- No btree index on a logged value (a hostile 8 KB referer would not fit an entry):
--- the tables are read by day; the clients table by a hash of the address.
+-- the tables are read by day; the clients table by a hash of the address, the path
+-- referers by a hash of the path.
 
 CREATE TABLE IF NOT EXISTS logpipe_daily_days (
     day          date        PRIMARY KEY,
