@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
+import pytest
 from conftest import Database, execute, logpipe_cmd, query, scalar
 from reports_support import DATA, S, W, as_json, insert, report_ok, view
 
@@ -40,7 +41,8 @@ def unfolded_answers(dsn: str, paths: list[str], since: dt.datetime | None = Non
 
 
 # One long scenario rather than several tests: each step starts from the rollup state
-# the one before left.
+# the one before left. ~150 `logpipe report` processes: 118-126 s on a slow 2-core VM.
+@pytest.mark.timeout(300)
 def test_hot_paths_answer_referers_from_their_own_rollup(
         database: Database, tmp_path: Path) -> None:
     """A path with many requests gets referer counts of its own (logpipe_path_referers,
