@@ -220,8 +220,9 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
 $$;
 
 -- Summarize the days from `lo` to `hi` (dates; NULL: no bound) whose summary is
--- missing, out of date, short of the day's end or without its page hours (made before
--- them, or while a page of the day had no id yet), except days `logpipe prune` emptied
+-- missing, out of date, short of the day's end, or without its page hours or path
+-- referers (made before them, or while a page of the day had no id yet: page hours),
+-- except days `logpipe prune` emptied
 -- (whose summaries it deletes). The current UTC day is summarized up to the last
 -- whole hour that ended 5 minutes ago or more (rows of a later time may still be on
 -- their way), so that reports read only its last hour or so from access_log; again

@@ -6,6 +6,7 @@ or deleted from one; with a site host added; and after `logpipe prune`."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import datetime as dt
 import random
@@ -26,6 +27,7 @@ from logpipe.reports.queries import daily
 from logpipe.reports.queries.daily import (
     SUMMARY_REPORTS,
     refresh_days,
+    refresh_for,
     split_window,
     summary_days,
 )
@@ -354,3 +356,21 @@ def test_referers_of_a_path_read_its_days_unless_it_has_counts_of_its_own(
     reported, live, days = both(database.dsn, "referers", some)
     assert reported == live and days == 3
     assert scalar(database.dsn, "SELECT count(*) FROM logpipe_daily_path_referers") > 0
+
+
+def test_referers_of_a_path_read_alone_summarize_no_days(database: Database, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The owner's `referers --path` summarizes its window's days only when it reads them:
+    not for a path read from its rows alone."""
+    path = tmp_path / "days.log"
+    path.write_text(traffic(9, 300))
+    load(database.dsn, path)
+    args = argparse.Namespace(name="referers", since=None, until=None)
+    monkeypatch.setattr(daily, "FEW_PATH_ROWS", 10**6)
+    with psycopg2.connect(database.dsn) as conn:
+        refresh_for(conn, args, Filters(path="/cart"))
+    assert scalar(database.dsn, "SELECT count(*) FROM logpipe_daily_days") == 0
+    monkeypatch.setattr(daily, "FEW_PATH_ROWS", 0)
+    with psycopg2.connect(database.dsn) as conn:
+        refresh_for(conn, args, Filters(path="/cart"))
+    assert scalar(database.dsn, "SELECT count(*) FROM logpipe_daily_days") == 4

@@ -41,7 +41,7 @@ def unfolded_answers(dsn: str, paths: list[str], since: dt.datetime | None = Non
 
 
 # One long scenario rather than several tests: each step starts from the rollup state
-# the one before left. ~150 `logpipe report` processes: 118-126 s on a slow 2-core VM.
+# the one before left. ~150 `logpipe report` processes: 96-118 s on a slow 2-core VM.
 @pytest.mark.timeout(300)
 def test_hot_paths_answer_referers_from_their_own_rollup(
         database: Database, tmp_path: Path) -> None:

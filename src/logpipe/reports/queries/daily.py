@@ -41,10 +41,12 @@ FRESH_PATH_DAYS_SQL = ("SELECT s.day, s.upto FROM logpipe_daily_state(%s, %s) s"
 # or with fewer rows than this through the report index: those answer faster than
 # the window's days (whose freshness alone costs ~40 ms over 30 days of 10M rows).
 FEW_PATH_ROWS = 2000
-PATH_ROUTE_SQL = (
-    "SELECT EXISTS (SELECT FROM logpipe_hot_paths WHERE path = %(path)s),"
-    " (SELECT count(*) FROM (SELECT FROM access_log a WHERE a.path = %(path)s"
-    f" AND a.referer IS NOT NULL AND {FITS} LIMIT %(rows)s) x) < %(rows)s"
+# (a hot path's index entries are not counted: CASE evaluates the branch it takes)
+ROWS_ALONE_SQL = (
+    "SELECT CASE WHEN EXISTS (SELECT FROM logpipe_hot_paths WHERE path = %(path)s)"
+    " THEN true ELSE (SELECT count(*) FROM (SELECT FROM access_log a"
+    f" WHERE a.path = %(path)s AND a.referer IS NOT NULL AND {FITS} LIMIT %(rows)s) x)"
+    " < %(rows)s END"
 )
 MAY_REFRESH_SQL = ("SELECT coalesce(has_function_privilege(to_regprocedure("
                    "'logpipe_daily_refresh(date, date)'), 'EXECUTE'), false)")
@@ -129,10 +131,15 @@ def summary_days(cur: Any, name: str, f: Filters) -> list[Span] | None:
     if not served(name, f):
         return None
     if name == "referers" and f.path is not None:
-        cur.execute(PATH_ROUTE_SQL, {"path": f.path, "rows": FEW_PATH_ROWS})
-        hot, few = cur.fetchone()
-        return None if hot or few else fresh_days(cur, f, FRESH_PATH_DAYS_SQL)
+        return None if read_alone(cur, f) else fresh_days(cur, f, FRESH_PATH_DAYS_SQL)
     return fresh_days(cur, f)
+
+
+def read_alone(cur: Any, f: Filters) -> bool:
+    """Whether `referers --path` reads the path's rows alone: a hot path, or one with
+    fewer than FEW_PATH_ROWS in the report index."""
+    cur.execute(ROWS_ALONE_SQL, {"path": f.path, "rows": FEW_PATH_ROWS})
+    return bool(cur.fetchone()[0])
 
 
 def query_daily(cur: Any, name: str, f: Filters) -> tuple[str, dict[str, Any]] | None:
@@ -198,9 +205,10 @@ def query_agents(f: Filters, window: Window) -> tuple[str, dict[str, Any]]:
     return sql, params
 
 
-# logpipe_daily_path_referers is looked up by this hash of the path (its index), then
-# compared whole
-PATH_HASH = "hashtextextended(coalesce({}, ''), 0)"
+# A text as the summaries' indexes key it (no btree entry holds a hostile value): the
+# clients table by the address, logpipe_daily_path_referers by the path; rows found by
+# the hash are then compared whole.
+TEXT_HASH = "hashtextextended(coalesce({}, ''), 0)"
 
 # A summary row AS s of a referer whose host is one of logpipe_site_hosts (the vhost's
 # own host is in the row's `own`, or was left out): SAME_SITE's second half.
@@ -220,7 +228,7 @@ def query_referers(f: Filters, window: Window) -> tuple[str, dict[str, Any]]:
         rows = f"SELECT a.vhost, a.referer FROM access_log a WHERE {all_of(live)}"
     else:
         table = "logpipe_daily_path_referers"
-        where.append(f"{PATH_HASH.format('s.path')} = {PATH_HASH.format('%(path)s')}")
+        where.append(f"{TEXT_HASH.format('s.path')} = {TEXT_HASH.format('%(path)s')}")
         rows = rows_with_referer("a.vhost, a.referer", live, path_given=True)
     sql = (
         "SELECT u.referer, sum(u.hits)::bigint AS hits"
@@ -261,10 +269,6 @@ def query_broken_links(f: Filters, window: Window) -> tuple[str, dict[str, Any]]
     )
     return sql, params
 
-
-# The clients table is looked up by this hash of the address (its index), then compared
-# whole: no btree entry holds a hostile client's long value.
-HOST_HASH = "hashtextextended(coalesce({}.remote_host, ''), 0)"
 
 
 def query_offenders(f: Filters, window: Window) -> tuple[str, dict[str, Any]]:
@@ -312,8 +316,9 @@ def query_offenders(f: Filters, window: Window) -> tuple[str, dict[str, Any]]:
         " JOIN err e ON (l.remote_host IS NULL) = (e.remote_host IS NULL)"
         " AND coalesce(l.remote_host, '') = coalesce(e.remote_host, '') WHERE l.errors = 0"
         " UNION ALL SELECT s.remote_host, s.requests, s.last_seen"
-        f" FROM err e JOIN logpipe_daily_clients s ON {HOST_HASH.format('s')}"
-        f" = {HOST_HASH.format('e')} AND s.remote_host IS NOT DISTINCT FROM e.remote_host"
+        f" FROM err e JOIN logpipe_daily_clients s ON {TEXT_HASH.format('s.remote_host')}"
+        f" = {TEXT_HASH.format('e.remote_host')}"
+        " AND s.remote_host IS NOT DISTINCT FROM e.remote_host"
         f" WHERE {summary})"
         " SELECT e.remote_host, e.errors, e.client_errors, e.server_errors,"
         " (e.requests + coalesce(x.requests, 0))::bigint AS requests,"
@@ -355,9 +360,14 @@ def refresh_days(conn: Any, since: Any, until: Any) -> None:
 
 def refresh_for(conn: Any, args: argparse.Namespace, filters: Filters) -> None:
     """refresh_days for a `logpipe report NAME` command line whose filters the summaries
-    serve; for the page reports, the days their window takes part of (the page hours of
+    serve (not `referers --path` of a path read alone); for the page reports, the days their window takes part of (the page hours of
     logpipe_daily_page_hours: one day's summary ~3 s per 300,000 rows, once)."""
     if served(args.name, filters):
+        if args.name == "referers" and filters.path is not None:
+            with conn.cursor() as cur:
+                if read_alone(cur, filters):  # the summaries would go unread
+                    conn.commit()
+                    return
         refresh_days(conn, args.since, args.until)
     elif args.name in PAGE_REPORTS and not filters.per_source:
         refresh_edges(conn, args.since, args.until)
