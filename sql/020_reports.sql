@@ -486,18 +486,22 @@ LANGUAGE sql IMMUTABLE AS $fn$
          WHERE t.referer <> ''
          GROUP BY 1, 2, 3, 6
     ), pages AS (
+        -- two sums per group, split by the bot and view flags, then spread over the
+        -- eight counts: up to four pending rows per page, which the fold and the views
+        -- add up, for ~0.2 us a row less than eight filtered sums per page
         INSERT INTO logpipe_pending_pages (day, vhost, path, hits, bot_hits, bytes, bot_bytes,
                                            views, bot_views, view_bytes, bot_view_bytes)
-        SELECT (time AT TIME ZONE 'UTC')::date, vhost, path, sum(sign),
-               coalesce(sum(sign) FILTER (WHERE bot), 0), sum(bytes),
-               coalesce(sum(bytes) FILTER (WHERE bot), 0),
-               coalesce(sum(sign) FILTER (WHERE view), 0),
-               coalesce(sum(sign) FILTER (WHERE view AND bot), 0),
-               coalesce(sum(bytes) FILTER (WHERE view), 0),
-               coalesce(sum(bytes) FILTER (WHERE view AND bot), 0)
-          FROM t
-         WHERE served
-         GROUP BY 1, 2, 3
+        SELECT day, vhost, path, hits, CASE WHEN bot THEN hits ELSE 0 END,
+               bytes, CASE WHEN bot THEN bytes ELSE 0 END,
+               CASE WHEN view THEN hits ELSE 0 END,
+               CASE WHEN view AND bot THEN hits ELSE 0 END,
+               CASE WHEN view THEN bytes ELSE 0 END,
+               CASE WHEN view AND bot THEN bytes ELSE 0 END
+          FROM (SELECT (time AT TIME ZONE 'UTC')::date AS day, vhost, path, bot, view,
+                       sum(sign) AS hits, sum(bytes) AS bytes
+                  FROM t
+                 WHERE served
+                 GROUP BY 1, 2, 3, 4, 5) g
     )
     INSERT INTO logpipe_pending_quarters (quarter, vhost, status, bot, hits, bytes)
     SELECT date_bin('15 minutes', time, timestamptz 'epoch'), vhost, status, bot,
