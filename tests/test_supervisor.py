@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 import os
 import re
+import subprocess
 import sys
 import time
 
 import pytest
 from conftest import wait_for
 
-from logpipe.ingest.supervisor import WriterSupervisor
+from logpipe.ingest.supervisor import WriterSupervisor, wait_for_exit
 from logpipe.messages import EXIT_WRITER_CONFIG, PrefixedStderr
 
 RESTART_DELAY = re.compile(r"restarting it in ([\d.]+) s")
@@ -86,3 +87,33 @@ def test_writer_stderr_prefixes_every_line_libraries_print() -> None:
     assert lines[0] == f"logpipe[{os.getpid()}]: ours"
     assert lines[1] == f"logpipe[{os.getpid()}]: psycopg2.errors.AdminShutdown: terminating"
     assert all(line.startswith("logpipe[") for line in lines) and len(lines) == 4
+
+
+def test_waiting_for_the_writer_to_exit_gives_its_status_or_times_out() -> None:
+    """stop() waits on the writer with wait_for_exit: its status once it exits, a
+    TimeoutExpired (the writer is then killed) when it outlives the timeout, and the
+    status of a writer already reaped."""
+    quick = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(0.2); raise SystemExit(3)"])
+    assert wait_for_exit(quick, 30.0) == 3
+    assert wait_for_exit(quick, 30.0) == 3  # reaped already: no pidfd, Popen's status
+    slow = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            wait_for_exit(slow, 0.3)
+        assert slow.poll() is None
+    finally:
+        slow.kill()
+        slow.wait()
+
+
+def test_stop_kills_a_writer_that_outlives_the_stop_timeout(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    sup = supervisor_running("import time; time.sleep(60)")
+    sup.start()
+    assert sup.proc is not None
+    proc = sup.proc
+    sup.stop(timeout=0.5)
+    assert proc.returncode is not None and proc.returncode < 0  # killed
+    assert sup.proc is None
+    assert "did not finish within 0.5 s" in capsys.readouterr().err
