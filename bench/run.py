@@ -16,7 +16,8 @@ Sections (see README "Performance"):
            without the fold (what the schema costs), how long the logger took to
            exit after its last commit, and how long the rollup fold it left pending
            takes after it; the three alternated --repeat times (medians, and each
-           round's ratio: this VM's speed drifts by 2x within minutes);
+           round's ratio: this VM's speed drifts by 2x within minutes), each
+           measure after a CHECKPOINT;
            apache-log-parser + INSERT/commit per line (on a sample, scaled) and
            apache-log-parser + batched inserts
   cpu      user+sys µs per line of all logpipe processes, and of the PostgreSQL
@@ -335,10 +336,13 @@ def ingest_shape(db: ThrowawayDatabase, data: bytes, path: Path, spool: Path, li
                  repeat: int) -> dict[str, Any]:
     """logpipe, the bare COPY and the COPY into access_log as installed, alternated
     `repeat` times: medians, and the ratios of each round (this VM's speed drifts by 2x
-    from one minute to the next, so only runs side by side are compared)."""
+    from one minute to the next, so only runs side by side are compared). Each measure
+    starts after a CHECKPOINT: a checkpoint that max_wal_size forces in the middle of
+    one (every side writes hundreds of MB of WAL) would slow that side alone."""
     runs, limits, schemas = [], [], []
     fold = 0.0
     for round_ in range(repeat):
+        settle(30)
         run = run_logger(db, path, spool.with_name(f"{spool.name}-{round_}"), watch=True)
         got = int(db.scalar("SELECT count(*) FROM access_log"))  # type: ignore[arg-type]
         assert got == lines, (path, got)
@@ -349,7 +353,9 @@ def ingest_shape(db: ThrowawayDatabase, data: bytes, path: Path, spool: Path, li
             fold = db.seconds_to_run("SELECT logpipe_rollup_fold()")
         db.truncate()
         runs.append(run)
+        settle(30)
         limits.append(copy_limit(db, data))
+        settle(30)
         schemas.append(copy_limit(db, data, installed=True))
     ratios = [b["seconds"] / r["seconds"] for r, b in zip(runs, limits)]
     to_installed = [s["seconds"] / r["seconds"] for r, s in zip(runs, schemas)]
