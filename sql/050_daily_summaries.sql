@@ -219,6 +219,30 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     HAVING sum(q.hits) > 0
 $$;
 
+-- The days logpipe_daily_refresh(lo, hi) summarizes (see below), each with the end
+-- of what its summary is to count: one definition for the refresh and for the report
+-- that says how many days it waits for (src/logpipe/reports/queries/daily.py).
+CREATE OR REPLACE FUNCTION logpipe_daily_due(lo date, hi date)
+RETURNS TABLE (day date, upto timestamptz)
+LANGUAGE sql STABLE AS $$
+    WITH c AS (
+        SELECT date_bin('1 hour', now() - interval '5 minutes', timestamptz 'epoch')
+                   AS settled,
+               (SELECT (max(range_to) AT TIME ZONE 'UTC')::date FROM logpipe_pruned) AS pruned
+    )
+    SELECT s.day, least((s.day + 1)::timestamp AT TIME ZONE 'UTC', c.settled)
+      FROM c
+     CROSS JOIN logpipe_daily_state(lo, hi) s
+      LEFT JOIN logpipe_daily_days dd ON dd.day = s.day
+     WHERE (NOT s.fresh OR s.upto < least((s.day + 1)::timestamp AT TIME ZONE 'UTC', c.settled)
+            -- made before the page hours, or before a page had its id, or before the
+            -- path referers
+            OR NOT coalesce(dd.page_hours AND dd.path_referers, false))
+       AND s.day::timestamp AT TIME ZONE 'UTC' < c.settled
+       AND (c.pruned IS NULL OR s.day >= c.pruned)
+     ORDER BY s.day
+$$;
+
 -- Summarize the days from `lo` to `hi` (dates; NULL: no bound) whose summary is
 -- missing, out of date, short of the day's end, or without its page hours or path
 -- referers (made before them, or while a page of the day had no id yet: page hours),
@@ -235,8 +259,6 @@ CREATE OR REPLACE FUNCTION logpipe_daily_refresh(lo date DEFAULT NULL, hi date D
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
-    settled timestamptz := date_bin('1 hour', now() - interval '5 minutes',
-                                    timestamptz 'epoch');
     pruned date := (SELECT (max(range_to) AT TIME ZONE 'UTC')::date FROM logpipe_pruned);
     d date;
     t0 timestamptz;
@@ -256,17 +278,7 @@ BEGIN
         DELETE FROM logpipe_daily_broken s WHERE s.day < pruned;
         DELETE FROM logpipe_daily_page_hours s WHERE s.day < pruned;
     END IF;
-    FOR d, t1 IN SELECT s.day, least((s.day + 1)::timestamp AT TIME ZONE 'UTC', settled)
-                   FROM logpipe_daily_state(lo, hi) s
-                   LEFT JOIN logpipe_daily_days dd ON dd.day = s.day
-                  WHERE (NOT s.fresh OR s.upto < least((s.day + 1)::timestamp AT TIME ZONE 'UTC',
-                                                       settled)
-                         -- made before the page hours, or before a page had its id,
-                         -- or before the path referers
-                         OR NOT coalesce(dd.page_hours AND dd.path_referers, false))
-                    AND s.day::timestamp AT TIME ZONE 'UTC' < settled
-                    AND (pruned IS NULL OR s.day >= pruned)
-                  ORDER BY s.day LOOP
+    FOR d, t1 IN SELECT due.day, due.upto FROM logpipe_daily_due(lo, hi) due LOOP
         t0 := d::timestamp AT TIME ZONE 'UTC';
         DELETE FROM logpipe_daily_offenders s WHERE s.day = d;
         DELETE FROM logpipe_daily_clients s WHERE s.day = d;

@@ -7,8 +7,10 @@ or deleted from one; with a site host added; and after `logpipe prune`."""
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import datetime as dt
+import io
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,8 +218,13 @@ def test_the_first_report_summarizes_and_a_reader_reads(database: Database,
         as_reader = f"{database.dsn} user={reader}"
         expected = as_csv(as_reader, "offenders")
         assert scalar(database.dsn, "SELECT count(*) FROM logpipe_daily_days") == 0
-        assert as_csv(database.dsn, "offenders") == expected
+        first = run_ok("report", "offenders", "--dsn", database.dsn, "--format", "csv")
+        assert list(csv.reader(io.StringIO(first.stdout))) == expected
+        # the days logpipe_daily_due() gives, which the refresh then summarizes
+        assert "summarizing the requests of 4 days, once" in first.stderr
         assert scalar(database.dsn, "SELECT count(*) FROM logpipe_daily_days") == 4
+        again = run_ok("report", "offenders", "--dsn", database.dsn, "--format", "csv")
+        assert "summarizing" not in again.stderr
         assert as_csv(as_reader, "offenders") == expected  # from the summaries
         assert as_csv(as_reader, "referers", "--since", "2024-09-30T12:00:00Z") == \
             as_csv(database.dsn, "referers", "--since", "2024-09-30T12:00:00Z", "--source",

@@ -50,12 +50,8 @@ ROWS_ALONE_SQL = (
 )
 MAY_REFRESH_SQL = ("SELECT coalesce(has_function_privilege(to_regprocedure("
                    "'logpipe_daily_refresh(date, date)'), 'EXECUTE'), false)")
-# the past days logpipe_daily_refresh() would summarize (not today, which takes less)
-STALE_DAYS_SQL = ("SELECT count(*) FROM logpipe_daily_state(%s, %s) s"
-                  " LEFT JOIN logpipe_daily_days d ON d.day = s.day"
-                  " WHERE (NOT s.fresh OR s.upto < (s.day + 1)::timestamp AT TIME ZONE 'UTC'"
-                  " OR NOT coalesce(d.page_hours AND d.path_referers, false))"
-                  " AND s.day < (now() AT TIME ZONE 'UTC')::date")
+# how many days logpipe_daily_refresh() is about to summarize
+STALE_DAYS_SQL = "SELECT count(*) FROM logpipe_daily_due(%s, %s)"
 
 
 # A summarized day: the day, and the end of what its summary counts (the day's end, or
