@@ -47,10 +47,6 @@ WITH_INCLUDE = [
     ("CREATE INDEX access_log_path_referers ON access_log (path) INCLUDE (vhost, referer)"
      f" WHERE {INDEX_CONDITION}"),
 ]
-AS_INSTALLED = [
-    "DROP INDEX access_log_path_referers",
-    f"CREATE INDEX access_log_path_referers ON access_log (path) WHERE {INDEX_CONDITION}",
-]
 
 
 def backend_cpu(pid: int) -> float:
@@ -105,11 +101,16 @@ def main() -> int:
                 print(f"| (the same COPY'd into the partition of the present) | {live:.2f}"
                       f" | {live - us:+.2f} |", flush=True)
                 with conn.cursor() as cur:
+                    # put back afterwards as installed (sql/010_indexes.sql), on every
+                    # partition: the catalog spells a partitioned index ON ONLY
+                    cur.execute("SELECT replace(pg_get_indexdef("
+                                "'access_log_path_referers'::regclass), ' ON ONLY ', ' ON ')")
+                    as_installed = ["DROP INDEX access_log_path_referers", cur.fetchone()[0]]
                     for sql in WITH_INCLUDE:
                         cur.execute(sql)
                 carried = measure(live_table)
                 with conn.cursor() as cur:
-                    for sql in AS_INSTALLED:
+                    for sql in as_installed:
                         cur.execute(sql)
                 print(f"| (into the partition, the report index carrying vhost and referer,"
                       f" as schema 3) | {carried:.2f} | {carried - live:+.2f} |", flush=True)
