@@ -32,6 +32,14 @@ CREATE TABLE IF NOT EXISTS logpipe_pruned (
     pruned_at  timestamptz NOT NULL DEFAULT now()
 );
 
+-- The UTC day the latest prune ended at (its range_to, a UTC midnight), NULL when
+-- nothing was pruned: access_log holds every row from that day on. The summaries of
+-- days before it are kept as they were (030_visitors.sql, 050_daily_summaries.sql).
+CREATE OR REPLACE FUNCTION logpipe_pruned_day() RETURNS date
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT (max(range_to) AT TIME ZONE 'UTC')::date FROM logpipe_pruned
+$$;
+
 -- The UTC period (month, week from Monday, or day) a time falls in: its start and end.
 CREATE OR REPLACE FUNCTION logpipe_period_start(t timestamptz, granularity text)
 RETURNS timestamptz

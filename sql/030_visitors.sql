@@ -564,7 +564,7 @@ RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
     today date := (now() AT TIME ZONE 'UTC')::date;
-    pruned date := (SELECT (max(range_to) AT TIME ZONE 'UTC')::date FROM logpipe_pruned);
+    pruned date := logpipe_pruned_day();
     d date;
     done integer := 0;
 BEGIN

@@ -207,8 +207,7 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
                                                                     AND q.bot), 0)
                     AND d.status_sum = coalesce(sum(q.hits * q.status)
                                                     FILTER (WHERE q.quarter < d.upto), 0)
-                    AND q.day >= coalesce((SELECT (max(p.range_to) AT TIME ZONE 'UTC')::date
-                                             FROM logpipe_pruned p), '-infinity'),
+                    AND q.day >= coalesce(logpipe_pruned_day(), '-infinity'),
                     false)
       FROM (SELECT (quarter AT TIME ZONE 'UTC')::date AS day, quarter, hits, bytes, bot, status
               FROM logpipe_quarters
@@ -228,7 +227,7 @@ LANGUAGE sql STABLE AS $$
     WITH c AS (
         SELECT date_bin('1 hour', now() - interval '5 minutes', timestamptz 'epoch')
                    AS settled,
-               (SELECT (max(range_to) AT TIME ZONE 'UTC')::date FROM logpipe_pruned) AS pruned
+               logpipe_pruned_day() AS pruned
     )
     SELECT s.day, least((s.day + 1)::timestamp AT TIME ZONE 'UTC', c.settled)
       FROM c
@@ -259,7 +258,7 @@ CREATE OR REPLACE FUNCTION logpipe_daily_refresh(lo date DEFAULT NULL, hi date D
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
-    pruned date := (SELECT (max(range_to) AT TIME ZONE 'UTC')::date FROM logpipe_pruned);
+    pruned date := logpipe_pruned_day();
     d date;
     t0 timestamptz;
     t1 timestamptz;
