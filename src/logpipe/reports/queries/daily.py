@@ -266,7 +266,6 @@ def query_broken_links(f: Filters, window: Window) -> tuple[str, dict[str, Any]]
     return sql, params
 
 
-
 def query_offenders(f: Filters, window: Window) -> tuple[str, dict[str, Any]]:
     """The hosts with errors, ranked (and cut to --limit) from the days they erred on
     and the live rows; then their requests on the other days, looked up host by host
@@ -356,8 +355,9 @@ def refresh_days(conn: Any, since: Any, until: Any) -> None:
 
 def refresh_for(conn: Any, args: argparse.Namespace, filters: Filters) -> None:
     """refresh_days for a `logpipe report NAME` command line whose filters the summaries
-    serve (not `referers --path` of a path read alone); for the page reports, the days their window takes part of (the page hours of
-    logpipe_daily_page_hours: one day's summary ~3 s per 300,000 rows, once)."""
+    serve (not `referers --path` of a path read alone); for the page reports, the days
+    their window takes part of (the page hours of logpipe_daily_page_hours: one day's
+    summary ~3 s per 300,000 rows, once)."""
     if served(args.name, filters):
         if args.name == "referers" and filters.path is not None:
             with conn.cursor() as cur:
