@@ -22,7 +22,7 @@ from conftest import (
 from reports_support import PENDING, ROLLUP, insert
 
 from logpipe.commands.common import segment_parsers
-from logpipe.ingest.folding import FOLD_INTERVAL, FoldPolicy
+from logpipe.ingest.folding import FOLD_INTERVAL, LAST_FOLD_ROWS, FoldPolicy
 from logpipe.ingest.writer import Writer, WriterSettings
 
 
@@ -72,6 +72,51 @@ def test_writer_folds_when_caught_up_or_every_fold_interval(database: Database) 
         insert(database.dsn, [("2024-10-10 11:00:00+00", "v", "/a", 200, 5, None, "ua", False)])
         policy.rows_committed()
         policy.maybe_fold(conn, caught_up=True)  # caught up: at once
+        assert scalar(database.dsn, PENDING) == 0
+        assert query(database.dsn, ROLLUP) == [("2024-10-10", "v", "/a", 2, 0, 15, 0)]
+    finally:
+        conn.close()
+
+
+def test_the_last_fold_is_left_to_the_next_writer_after_a_burst(database: Database) -> None:
+    """On the way out the writer folds what it loaded since its last fold, unless that
+    is more than LAST_FOLD_ROWS rows (a fold that may take seconds, or be cut at
+    LAST_FOLD_MS and thrown away): then the counts stay pending, still counted by the
+    report views, for the next writer or report to fold."""
+    insert(database.dsn, [("2024-10-10 10:00:00+00", "v", "/a", 200, 10, None, "ua", False),
+                          ("2024-10-10 10:00:01+00", "v", "/a", 200, 5, None, "ua", False)])
+    conn = psycopg2.connect(database.dsn)
+    try:
+        burst = FoldPolicy()
+        burst.rows_committed(LAST_FOLD_ROWS - 1)
+        burst.rows_committed(2)  # one more than LAST_FOLD_ROWS in all
+        burst.last_fold(conn)
+        assert scalar(database.dsn, PENDING) == 4  # a page and a quarter, for each row
+        assert query(database.dsn, ROLLUP) == []
+        assert scalar(database.dsn, "SELECT sum(hits) FROM logpipe_quarters") == 2
+        steady = FoldPolicy()
+        steady.rows_committed(LAST_FOLD_ROWS)
+        steady.last_fold(conn)
+        assert scalar(database.dsn, PENDING) == 0
+        assert query(database.dsn, ROLLUP) == [("2024-10-10", "v", "/a", 2, 0, 15, 0)]
+    finally:
+        conn.close()
+
+
+def test_a_fold_starts_the_count_of_rows_to_fold_again(database: Database) -> None:
+    """Rows folded under load do not count towards LAST_FOLD_ROWS: a long-running writer
+    that folds every FOLD_INTERVAL still folds on its way out."""
+    insert(database.dsn, [("2024-10-10 10:00:00+00", "v", "/a", 200, 10, None, "ua", False)])
+    now = [1000.0]
+    policy = FoldPolicy(clock=lambda: now[0])
+    conn = psycopg2.connect(database.dsn)
+    try:
+        policy.rows_committed(LAST_FOLD_ROWS * 3)
+        policy.maybe_fold(conn, caught_up=True)
+        assert scalar(database.dsn, PENDING) == 0
+        insert(database.dsn, [("2024-10-10 10:00:01+00", "v", "/a", 200, 5, None, "ua", False)])
+        policy.rows_committed(1)
+        policy.last_fold(conn)
         assert scalar(database.dsn, PENDING) == 0
         assert query(database.dsn, ROLLUP) == [("2024-10-10", "v", "/a", 2, 0, 15, 0)]
     finally:

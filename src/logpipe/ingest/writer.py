@@ -239,7 +239,7 @@ class Writer:
                 cur.execute(DURABLE_COMMIT_SQL)
         conn.commit()
         if rows:
-            self.folds.rows_committed()
+            self.folds.rows_committed(rows)
         self.totals.rows += rows
         self.totals.rejects += rejects
         self.totals.into_partition += rows if loaded.into_partition else 0
