@@ -123,6 +123,27 @@ def test_a_fold_starts_the_count_of_rows_to_fold_again(database: Database) -> No
         conn.close()
 
 
+def test_a_logger_stopping_after_a_burst_leaves_its_fold_to_the_next(
+        database: Database, tmp_path: Path) -> None:
+    """A file of more than LAST_FOLD_ROWS lines ends before the writer has loaded it:
+    the logger exits after its last commit without folding, the counts pending (the
+    views count them), and the next fold moves them into the rollups."""
+    lines = LAST_FOLD_ROWS + 10_000
+    log = tmp_path / "access.log"
+    log.write_bytes(b"".join(
+        f'192.0.2.1 - - [10/Oct/2024:10:{n % 60:02d}:00 +0000] "GET /p{n % 100} HTTP/1.1" '
+        f'200 1 "-" "b"\n'.encode() for n in range(lines)))
+    with open(log, "rb") as stdin:
+        proc = start_logger(database.dsn, tmp_path / "spool", stdin=stdin)
+        assert proc.wait(timeout=COMMAND_TIMEOUT) == 0
+    assert database.rows() == lines
+    assert scalar(database.dsn, "SELECT sum(hits) FROM logpipe_pending_quarters") == lines
+    assert scalar(database.dsn, "SELECT count(*) FROM logpipe_rollup_quarter") == 0
+    assert scalar(database.dsn, "SELECT sum(hits) FROM logpipe_quarters") == lines
+    execute(database.dsn, "SELECT logpipe_rollup_fold()")
+    assert query(database.dsn, "SELECT sum(hits)::int FROM logpipe_pages") == [(lines,)]
+
+
 def test_the_logger_exits_without_waiting_for_a_slow_fold(
         database: Database, tmp_path: Path) -> None:
     """A fold on the way out is given about a second (folding.LAST_FOLD_MS): here the
