@@ -61,7 +61,7 @@ def test_writer_folds_when_caught_up_or_every_fold_interval(database: Database) 
     try:
         policy.maybe_fold(conn, caught_up=True)  # nothing loaded by this writer yet
         assert scalar(database.dsn, PENDING) == 2
-        policy.rows_committed()
+        policy.rows_committed(1)
         now[0] += FOLD_INTERVAL / 2
         policy.maybe_fold(conn, caught_up=False)  # busy, and it folded not long ago
         assert scalar(database.dsn, PENDING) == 2
@@ -70,7 +70,7 @@ def test_writer_folds_when_caught_up_or_every_fold_interval(database: Database) 
         assert scalar(database.dsn, PENDING) == 0
         assert not policy.unfolded
         insert(database.dsn, [("2024-10-10 11:00:00+00", "v", "/a", 200, 5, None, "ua", False)])
-        policy.rows_committed()
+        policy.rows_committed(1)
         policy.maybe_fold(conn, caught_up=True)  # caught up: at once
         assert scalar(database.dsn, PENDING) == 0
         assert query(database.dsn, ROLLUP) == [("2024-10-10", "v", "/a", 2, 0, 15, 0)]

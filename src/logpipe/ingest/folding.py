@@ -34,8 +34,7 @@ UPKEEP_INTERVAL = 3600.0
 class FoldPolicy:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self.unfolded = False  # rows committed since the rollups were last folded
-        self.unfolded_rows = 0  # how many
+        self.unfolded_rows = 0  # rows committed since the rollups were last folded
         self.folded_at = clock()
         self.busy_until = 0.0  # a fold found the rollups busy: not again before this
         self._problem: str | None = None
@@ -59,8 +58,11 @@ class FoldPolicy:
             "grant the writer's role EXECUTE on logpipe_daily_refresh(date, date)",
             wall=time.time)  # today's summary too grows by the hour
 
-    def rows_committed(self, rows: int = 1) -> None:
-        self.unfolded = True
+    @property
+    def unfolded(self) -> bool:
+        return self.unfolded_rows > 0
+
+    def rows_committed(self, rows: int) -> None:
         self.unfolded_rows += rows
 
     def maybe_fold(self, conn: Any, caught_up: bool) -> None:
@@ -74,7 +76,7 @@ class FoldPolicy:
         if problem == db.BUSY:  # still unfolded; lines load meanwhile
             self.busy_until = now + FOLD_INTERVAL
             return
-        self.unfolded, self.unfolded_rows, self.folded_at = False, 0, now
+        self.unfolded_rows, self.folded_at = 0, now
         if problem is not None and problem != self._problem:
             say(f"cannot update the report rollups ({problem}); rows still load. "
                 "Run `logpipe initdb` to upgrade the schema")
@@ -92,7 +94,7 @@ class FoldPolicy:
             db.fold_rollups(conn, timeout_ms=LAST_FOLD_MS)
         except (psycopg2.OperationalError, psycopg2.InterfaceError):
             return  # leaving anyway: a lost connection changes nothing
-        self.unfolded = False
+        self.unfolded_rows = 0
 
     def maybe_prepare_partitions(self, conn: Any, leaving: bool = False) -> None:
         """Partitions ahead, and for old dates loaded into the default partition
