@@ -229,11 +229,13 @@ LANGUAGE sql STABLE AS $$
                    AS settled,
                logpipe_pruned_day() AS pruned
     )
-    SELECT s.day, least((s.day + 1)::timestamp AT TIME ZONE 'UTC', c.settled)
+    SELECT s.day, e.upto
       FROM c
      CROSS JOIN logpipe_daily_state(lo, hi) s
+     CROSS JOIN LATERAL (  -- the day's end, or the settled hour for today
+         SELECT least((s.day + 1)::timestamp AT TIME ZONE 'UTC', c.settled) AS upto) e
       LEFT JOIN logpipe_daily_days dd ON dd.day = s.day
-     WHERE (NOT s.fresh OR s.upto < least((s.day + 1)::timestamp AT TIME ZONE 'UTC', c.settled)
+     WHERE (NOT s.fresh OR s.upto < e.upto
             -- made before the page hours, or before a page had its id, or before the
             -- path referers
             OR NOT coalesce(dd.page_hours AND dd.path_referers, false))
